@@ -1,0 +1,103 @@
+import { mkdir, readFile, copyFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { HomeLayout } from '../store/home.js'
+import { createIdentity, exists, peerIdOf } from '../store/identity.js'
+import { ContentStore } from '../store/content-store.js'
+import { NodeConfigSchema, renderNodeConfig, type NodeConfig } from '../config/node.js'
+import { createSwarmDefinition, regenerateGenesis, type SwarmOptions } from '../config/genesis.js'
+import { formatSwarmDefinition, loadSwarmDefinition, swarmId, type SwarmDefinition } from '../config/swarm.js'
+import { writeFileAtomic } from '../util/atomic.js'
+import { UserError } from '../util/errors.js'
+import { TASKS, writeTaskDataset } from '../data/index.js'
+
+export interface InitOptions {
+  home: string
+  /** Join this swarm (a swarm.json from another member); otherwise create a new swarm. */
+  swarmFile?: string
+  swarm?: SwarmOptions
+  data?: string
+  demoTask?: string
+  demoExamples?: number
+  demoSeed?: number
+  listen?: string[]
+  bootstrap?: string[]
+  mdns?: boolean
+  apiPort?: number
+}
+
+export interface InitResult {
+  home: string
+  peerId: string
+  swarmId: string
+  def: SwarmDefinition
+  config: NodeConfig
+  createdSwarm: boolean
+  demoData?: { task: string; file: string; examples: number }
+}
+
+/**
+ * Create a node home: identity, config.yaml (commented), swarm.json and the round-0 checkpoint.
+ * Without --data a demo dataset is generated, so `start` works straight away.
+ */
+export async function initHome(o: InitOptions): Promise<InitResult> {
+  const L = new HomeLayout(o.home)
+  if (await exists(L.identity)) {
+    throw new UserError(`${L.root} is already initialised (it has ${L.identity}); use another --home, or delete it to start over`)
+  }
+  await mkdir(L.root, { recursive: true })
+
+  let def: SwarmDefinition
+  let createdSwarm = false
+  if (o.swarmFile) {
+    def = (await loadSwarmDefinition(o.swarmFile)).def
+    await copyFile(o.swarmFile, L.swarm)
+  } else {
+    def = createSwarmDefinition(o.swarm).def
+    await writeFileAtomic(L.swarm, formatSwarmDefinition(def))
+    createdSwarm = true
+  }
+  const genesis = regenerateGenesis(def)
+  if (genesis) await new ContentStore(L.checkpoints, 'safetensors').put(genesis, def.model.base.hash)
+
+  const key = await createIdentity(L.identity)
+  const peerId = peerIdOf(key)
+
+  let demoData: InitResult['demoData']
+  let dataPath = o.data
+  if (!dataPath) {
+    const task = o.demoTask ?? TASKS[0].name
+    const n = o.demoExamples ?? 1200
+    await writeTaskDataset(join(L.root, 'data'), task, n, o.demoSeed ?? hashSeed(peerId))
+    dataPath = 'data/train.jsonl'
+    demoData = { task, file: join(L.root, dataPath), examples: n }
+  }
+
+  const config = NodeConfigSchema.parse({
+    listen: o.listen ?? ['/ip4/0.0.0.0/tcp/4001'],
+    bootstrap: o.bootstrap ?? [],
+    mdns: o.mdns ?? true,
+    data: { train: dataPath },
+    api: { host: '127.0.0.1', port: o.apiPort ?? 0 },
+  })
+  await writeFileAtomic(L.config, renderNodeConfig(config))
+  return { home: L.root, peerId, swarmId: swarmId(def), def, config, createdSwarm, demoData }
+}
+
+/** Rewrite a home's config.yaml (keeping the comments of the template). */
+export async function writeNodeConfig(home: string, config: NodeConfig): Promise<void> {
+  await writeFileAtomic(new HomeLayout(home).config, renderNodeConfig(NodeConfigSchema.parse(config)))
+}
+
+export async function readApiUrl(home: string): Promise<{ url: string; pid: number; peerId: string } | undefined> {
+  try {
+    return JSON.parse(await readFile(new HomeLayout(home).apiFile, 'utf8'))
+  } catch {
+    return undefined
+  }
+}
+
+function hashSeed(s: string): number {
+  let h = 2166136261
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619) >>> 0
+  return h
+}

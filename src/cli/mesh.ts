@@ -1,0 +1,173 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, mkdir, readdir, open } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { readFile } from 'node:fs/promises'
+import { createSwarmDefinition } from '../config/genesis.js'
+import { formatSwarmDefinition } from '../config/swarm.js'
+import { writeFileAtomic } from '../util/atomic.js'
+import { freePorts } from '../util/ports.js'
+import { UserError } from '../util/errors.js'
+import type { Logger } from '../util/log.js'
+import { TASKS } from '../data/index.js'
+import type { NodeStatus } from '../rounds/status.js'
+import type { LedgerEntry } from '../store/ledger.js'
+import { initHome, readApiUrl, writeNodeConfig } from './init.js'
+import { MeshProgress } from './mesh-progress.js'
+import { meshReport, type MeshReport } from './mesh-report.js'
+
+export interface MeshOptions {
+  nodes: number
+  rounds: number
+  dir?: string
+  steps?: number
+  examples?: number
+  timeoutSec: number
+  json: boolean
+  log: Logger
+}
+
+interface MeshNode {
+  name: string
+  home: string
+  task: string
+  peerId: string
+  child?: ChildProcess
+  exit?: number | null
+  status?: NodeStatus
+}
+
+const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bin/coldfusiond.js')
+
+/**
+ * A local swarm for trying coldfusiond: N daemon processes on loopback TCP, each with its own
+ * generated task, run for R rounds. Exits 0 only if every node committed the same base hash in
+ * every round.
+ */
+export async function meshCommand(o: MeshOptions): Promise<number> {
+  if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes > 64) throw new UserError('--nodes must be an integer from 1 to 64')
+  if (!Number.isInteger(o.rounds) || o.rounds < 1) throw new UserError('--rounds must be a positive integer')
+  const started = Date.now()
+  const dir = o.dir ? resolve(o.dir) : await mkdtemp(join(tmpdir(), 'coldfusiond-mesh-'))
+  await mkdir(dir, { recursive: true })
+  if ((await readdir(dir)).length > 0) throw new UserError(`${dir} is not empty; give --dir an empty or new directory`)
+  o.log.info({ dir, nodes: o.nodes, rounds: o.rounds }, 'creating mesh')
+
+  // One swarm for all nodes; a node may fuse alone only in a 1-node mesh.
+  const { def } = createSwarmDefinition({
+    name: 'local-mesh',
+    minContributors: Math.min(2, o.nodes),
+    stepsPerRound: o.steps,
+    collectTimeoutSec: 90,
+    voteTimeoutSec: 15,
+  })
+  const swarmFile = join(dir, 'swarm.json')
+  await writeFileAtomic(swarmFile, formatSwarmDefinition(def))
+
+  const ports = await freePorts(o.nodes)
+  const nodes: MeshNode[] = []
+  for (let i = 0; i < o.nodes; i++) {
+    const task = TASKS[i % TASKS.length].name
+    const home = join(dir, `node-${i}`)
+    const r = await initHome({
+      home, swarmFile, demoTask: task, demoSeed: 1000 + i, demoExamples: o.examples,
+      listen: [`/ip4/127.0.0.1/tcp/${ports[i]}`], mdns: false,
+    })
+    nodes.push({ name: `node-${i}`, home, task, peerId: r.peerId })
+  }
+  // Every node bootstraps to every other: any start order works, the dialer retries.
+  for (let i = 0; i < nodes.length; i++) {
+    const bootstrap = nodes.filter((_, j) => j !== i).map((n, _k) => `/ip4/127.0.0.1/tcp/${ports[nodes.indexOf(n)]}/p2p/${n.peerId}`)
+    await writeNodeConfig(nodes[i].home, {
+      listen: [`/ip4/127.0.0.1/tcp/${ports[i]}`], announce: [], bootstrap, mdns: false,
+      data: { train: 'data/train.jsonl', evalFraction: 0.15 }, api: { host: '127.0.0.1', port: 0 }, backend: 'auto', logLevel: 'info',
+    })
+  }
+
+  const progress = new MeshProgress(nodes.map((n) => ({ name: n.name, task: n.task })), o.rounds, o.log)
+  let interrupted = false
+  const onSigint = (): void => {
+    interrupted = true
+  }
+  process.once('SIGINT', onSigint)
+  let report: MeshReport | undefined
+  try {
+    for (const n of nodes) {
+      const logFile = await open(join(n.home, 'node.log'), 'a')
+      n.child = spawn(process.execPath, [BIN, 'start', '--home', n.home, '--rounds', String(o.rounds)], {
+        stdio: ['ignore', logFile.fd, logFile.fd],
+        env: { ...process.env, COLDFUSIOND_LOG_LEVEL: process.env.COLDFUSIOND_LOG_LEVEL ?? 'info' },
+      })
+      await logFile.close()
+      n.child.on('exit', (code) => {
+        n.exit = code
+      })
+    }
+    const deadline = started + o.timeoutSec * 1000
+    while (true) {
+      await sleep(500)
+      await Promise.all(nodes.map(async (n) => (n.status = (await fetchJson<NodeStatus>(n.home, '/status')) ?? n.status)))
+      progress.update(nodes.map((n) => n.status))
+      const dead = nodes.find((n) => n.exit !== undefined)
+      if (dead) {
+        progress.stop()
+        const tail = await lastLines(join(dead.home, 'node.log'), 15)
+        throw new UserError(`${dead.name} exited (code ${dead.exit}) before finishing; the end of ${join(dead.home, 'node.log')}:\n${tail}`)
+      }
+      if (nodes.every((n) => n.status && n.status.round >= o.rounds)) break
+      if (interrupted) throw new UserError('interrupted')
+      if (Date.now() > deadline) {
+        progress.stop()
+        throw new UserError(`the mesh did not finish ${o.rounds} rounds within ${o.timeoutSec} s (see node.log in each node directory under ${dir})`)
+      }
+    }
+    progress.stop()
+    const ledgers = await Promise.all(nodes.map(async (n) => (await fetchJson<LedgerEntry[]>(n.home, '/rounds')) ?? []))
+    report = meshReport(nodes.map((n, i) => ({ name: n.name, task: n.task, peerId: n.peerId, ledger: ledgers[i] })), o.rounds, (Date.now() - started) / 1000, dir)
+  } finally {
+    progress.stop()
+    process.removeListener('SIGINT', onSigint)
+    await stopAll(nodes)
+  }
+  if (o.json) process.stdout.write(JSON.stringify(report.json) + '\n')
+  else process.stdout.write(report.table + '\n')
+  return report.json.agreed ? 0 : 1
+}
+
+async function stopAll(nodes: MeshNode[]): Promise<void> {
+  await Promise.all(
+    nodes.map(async (n) => {
+      const c = n.child
+      if (!c || n.exit !== undefined) return
+      const exited = new Promise<void>((r) => c.once('exit', () => r()))
+      c.kill('SIGTERM')
+      const t = setTimeout(() => c.kill('SIGKILL'), 10_000)
+      await exited
+      clearTimeout(t)
+    }),
+  )
+}
+
+async function fetchJson<T>(home: string, path: string): Promise<T | undefined> {
+  const api = await readApiUrl(home)
+  if (!api) return undefined
+  try {
+    const res = await fetch(api.url + path, { signal: AbortSignal.timeout(2000) })
+    return res.ok ? ((await res.json()) as T) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+async function lastLines(file: string, n: number): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).trimEnd().split('\n').slice(-n).join('\n')
+  } catch {
+    return '(no log)'
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms))
+}

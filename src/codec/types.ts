@@ -1,0 +1,62 @@
+import type { TensorMap } from '../model/tensors.js'
+
+/**
+ * Codec contracts. A codec turns a whole delta into one byte section per tensor (so it may choose
+ * globally, e.g. a top-k across all tensors) but decodes one tensor at a time (so fusion can
+ * stream). The container (container.ts) owns framing, metadata, checksums and validation;
+ * codecs only own their section format. New codecs (top-k with error feedback, 4-bit, 1-bit)
+ * go in their own file and are added with registerCodec (registry.ts).
+ */
+
+/** Codec parameters as written in the payload header: a flat object of integers, keys sorted. */
+export type CodecParams = Readonly<Record<string, number>>
+
+/** User-facing compression settings (from the swarm settings). */
+export interface CodecSettings {
+  codec: string
+  /** q8-block: values per block (default DEFAULT_BLOCK_SIZE). */
+  blockSize?: number
+}
+
+/** What binds a payload to its round: carried in the header, covered by the checksum and the id. */
+export interface DeltaMeta {
+  round: number
+  /** sha256 hex of the base the delta was computed against. */
+  baseHash: string
+  /** Number of local training examples behind the delta (for weighted rules). */
+  examples: number
+}
+
+export interface EncodedSections {
+  /** One byte section per tensor, in the order of the `names` given to encode. */
+  sections: Uint8Array[]
+  /**
+   * What a receiver will decode, bit for bit. The trainer keeps (delta - reconstruction) as the
+   * error-feedback residual and adds it to the next round's delta.
+   */
+  reconstruction: TensorMap
+}
+
+export interface Codec {
+  readonly id: string
+  /** Header params from user settings; throws RangeError on bad settings (a local mistake). */
+  paramsFromSettings(settings: CodecSettings): CodecParams
+  /** Validate params read from a payload; throws PayloadError (a remote, untrusted input). */
+  checkParams(raw: Readonly<Record<string, unknown>>): CodecParams
+  /**
+   * Encode every tensor of `delta`, `names` in canonical order. Must be deterministic (same
+   * input, same bytes on every machine) and must never produce a section that decodeInto rejects:
+   * throw RangeError on non-finite input instead.
+   */
+  encode(delta: TensorMap, names: readonly string[], params: CodecParams): EncodedSections
+  /**
+   * Cheap structural check done when a payload is opened, before any value is decoded: can a
+   * section of `byteLength` bytes hold `n` values? Returns a problem description or null.
+   */
+  checkSection(n: number, byteLength: number, params: CodecParams): string | null
+  /**
+   * Decode one section (already checked by checkSection) into `out` (length n). Throws PayloadError
+   * on non-finite or non-canonical content, so a payload is accepted or rejected as a whole.
+   */
+  decodeInto(section: Uint8Array, out: Float32Array, params: CodecParams): void
+}

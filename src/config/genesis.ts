@@ -1,0 +1,84 @@
+import { randomBytes } from 'node:crypto'
+import { builtinModelConfig } from '../model/config.js'
+import { initBody } from '../model/init.js'
+import { encodeSafetensors } from '../model/safetensors.js'
+import { sha256Hex } from '../util/hash.js'
+import { UserError } from '../util/errors.js'
+import { PROTOCOL_VERSION, SwarmDefinitionSchema, type SwarmDefinition } from './swarm.js'
+
+/** Settings a user may choose when creating a swarm; everything else has a default. */
+export interface SwarmOptions {
+  name?: string
+  minContributors?: number
+  stepsPerRound?: number
+  batchSize?: number
+  learningRate?: number
+  codec?: 'q8-block' | 'f32'
+  blockSize?: number
+  collectTimeoutSec?: number
+  voteTimeoutSec?: number
+  maxDeltaBytes?: number
+  seed?: string
+  maxLength?: number
+}
+
+export const SWARM_DEFAULTS = {
+  name: 'coldfusion-swarm',
+  minContributors: 2,
+  stepsPerRound: 100,
+  batchSize: 16,
+  learningRate: 2e-3,
+  codec: 'q8-block' as const,
+  blockSize: 256,
+  collectTimeoutSec: 120,
+  voteTimeoutSec: 20,
+  maxDeltaBytes: 64 * 1024 * 1024,
+  maxLength: 32,
+}
+
+/** A new swarm on the built-in model: its round-0 base is generated from a seed. */
+export function createSwarmDefinition(o: SwarmOptions = {}): { def: SwarmDefinition; base: Uint8Array } {
+  const architecture = builtinModelConfig()
+  const seed = o.seed ?? randomBytes(8).toString('hex')
+  const base = encodeSafetensors(initBody(architecture, seed))
+  const d = { ...SWARM_DEFAULTS, ...stripUndefined(o) }
+  const def = SwarmDefinitionSchema.parse({
+    protocol: PROTOCOL_VERSION,
+    name: d.name,
+    nonce: randomBytes(8).toString('hex'),
+    model: {
+      architecture,
+      tokenizer: { kind: 'hashed-words', maxLength: d.maxLength },
+      base: { hash: sha256Hex(base), source: { kind: 'seeded', seed } },
+    },
+    training: { stepsPerRound: d.stepsPerRound, batchSize: d.batchSize, learningRate: d.learningRate, lrSchedule: 'constant' },
+    fusion: { rule: 'mean' },
+    compression: { codec: d.codec, blockSize: d.blockSize },
+    rounds: {
+      minContributors: d.minContributors,
+      collectTimeoutSec: d.collectTimeoutSec,
+      voteTimeoutSec: d.voteTimeoutSec,
+      maxDeltaBytes: d.maxDeltaBytes,
+    },
+  })
+  return { def, base }
+}
+
+/**
+ * Rebuild the round-0 checkpoint from the swarm's seed and check it against the recorded hash.
+ * Returns undefined when the swarm's base is a checkpoint that must come from a peer.
+ */
+export function regenerateGenesis(def: SwarmDefinition): Uint8Array | undefined {
+  const src = def.model.base.source
+  if (src.kind !== 'seeded') return undefined
+  const bytes = encodeSafetensors(initBody(def.model.architecture, src.seed))
+  const hash = sha256Hex(bytes)
+  if (hash !== def.model.base.hash) {
+    throw new UserError(`the regenerated round-0 base has hash ${hash.slice(0, 16)}, but the swarm definition records ${def.model.base.hash.slice(0, 16)}: this build of coldfusiond initialises the model differently from the one that created the swarm; use the same version, or fetch the base from a peer`)
+  }
+  return bytes
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
+}

@@ -1,0 +1,111 @@
+import { readFile } from 'node:fs/promises'
+import { z } from 'zod'
+import { multiaddr } from '@multiformats/multiaddr'
+import { parseYamlWith } from './yaml-errors.js'
+import { ConfigError } from '../util/errors.js'
+
+/** A node's own settings (config.yaml in its home). Shared settings live in the swarm definition. */
+
+const MultiaddrString = z.string().refine(
+  (s) => {
+    try {
+      multiaddr(s)
+      return true
+    } catch {
+      return false
+    }
+  },
+  { message: 'is not a valid multiaddr (example: /ip4/127.0.0.1/tcp/4001)' },
+)
+
+export const BACKENDS = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
+
+export const NodeConfigSchema = z
+  .object({
+    listen: z.array(MultiaddrString).default(['/ip4/0.0.0.0/tcp/4001']),
+    announce: z.array(MultiaddrString).default([]),
+    bootstrap: z
+      .array(
+        MultiaddrString.refine((s) => s.includes('/p2p/'), {
+          message: 'must end with /p2p/<peer id> (the peer id is printed by `coldfusiond status`)',
+        }),
+      )
+      .default([]),
+    mdns: z.boolean().default(true),
+    data: z
+      .object({
+        train: z.string().min(1),
+        evalFraction: z.number().min(0.01).max(0.5).default(0.1),
+      })
+      .strict(),
+    api: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(0),
+      })
+      .strict()
+      .default({ host: '127.0.0.1', port: 0 }),
+    backend: z.enum(BACKENDS).default('auto'),
+    logLevel: z.enum(LOG_LEVELS).default('info'),
+  })
+  .strict()
+
+export type NodeConfig = z.infer<typeof NodeConfigSchema>
+
+export function parseNodeConfig(text: string, file: string): NodeConfig {
+  return parseYamlWith(text, file, (raw) => NodeConfigSchema.safeParse(raw))
+}
+
+export async function loadNodeConfig(file: string): Promise<NodeConfig> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError(`${file}: cannot read the node config (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); run \`coldfusiond init --home DIR\` first`)
+  }
+  return parseNodeConfig(text, file)
+}
+
+const q = (s: string): string => JSON.stringify(s)
+const list = (xs: string[], indent = '  '): string => (xs.length === 0 ? ' []' : '\n' + xs.map((x) => `${indent}- ${q(x)}`).join('\n'))
+
+/** The config file `init` writes: every option, with a comment saying what it does. */
+export function renderNodeConfig(c: NodeConfig): string {
+  return `# coldfusiond node configuration. Command-line flags of \`coldfusiond start\` override these.
+# Shared settings (model, fusion rule, round policy) are in swarm.json, not here.
+
+# Addresses this node listens on (libp2p multiaddrs).
+listen:${list(c.listen)}
+
+# Addresses to advertise to peers instead of the listen addresses (e.g. behind NAT). Empty: automatic.
+announce:${list(c.announce)}
+
+# Peers to dial at start, each /ip4/HOST/tcp/PORT/p2p/PEER_ID. Ask a member of the swarm for one.
+bootstrap:${list(c.bootstrap)}
+
+# Discover peers on the local network with mDNS (and dial them).
+mdns: ${c.mdns}
+
+data:
+  # Local training data: JSONL lines {"text": ..., "label": ...}, or CSV/TSV with a header row
+  # containing "text" and "label". Relative paths are relative to this node's home directory.
+  # The data never leaves this machine: only weight deltas do.
+  train: ${q(c.data.train)}
+  # Fraction held out (seeded, fixed) to report the eval metric.
+  evalFraction: ${c.data.evalFraction}
+
+# Local HTTP API (status). Port 0 picks a free port, written to run/api.json.
+# Keep the host on loopback unless you protect it.
+api:
+  host: ${q(c.api.host)}
+  port: ${c.api.port}
+
+# TensorFlow.js backend: auto tries tensorflow-gpu (@tensorflow/tfjs-node-gpu), tensorflow
+# (@tensorflow/tfjs-node), wasm, then cpu.
+backend: ${c.backend}
+
+# Log level: trace, debug, info, warn, error, fatal or silent.
+logLevel: ${c.logLevel}
+`
+}

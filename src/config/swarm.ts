@@ -1,0 +1,105 @@
+import { readFile } from 'node:fs/promises'
+import { z } from 'zod'
+import { ModelConfigSchema } from '../model/config.js'
+import { canonicalJson } from '../util/canonical-json.js'
+import { sha256Hex } from '../util/hash.js'
+import { ConfigError } from '../util/errors.js'
+
+/**
+ * The swarm definition (genesis): the shared, immutable settings every node must hold
+ * identically. Its canonical hash is the swarm id, which scopes gossip topics and protocols,
+ * so nodes with different settings can never mix their deltas.
+ */
+
+export const PROTOCOL_VERSION = 'coldfusion/1'
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters (a sha256)')
+
+export const SwarmDefinitionSchema = z
+  .object({
+    protocol: z.literal(PROTOCOL_VERSION),
+    name: z.string().min(1).max(100),
+    // Random at creation, so two swarms with equal settings still get different ids.
+    nonce: z.string().min(8).max(64),
+    model: z
+      .object({
+        architecture: ModelConfigSchema,
+        tokenizer: z.object({ kind: z.literal('hashed-words'), maxLength: z.number().int().min(4).max(512) }).strict(),
+        base: z
+          .object({
+            hash: hex64,
+            // Where round 0 comes from when no peer has it: a seeded generator that is
+            // bit-identical on every platform, or a checkpoint a node must be given.
+            source: z.discriminatedUnion('kind', [
+              z.object({ kind: z.literal('seeded'), seed: z.string().min(1) }).strict(),
+              z.object({ kind: z.literal('checkpoint') }).strict(),
+            ]),
+          })
+          .strict(),
+      })
+      .strict(),
+    training: z
+      .object({
+        stepsPerRound: z.number().int().min(1).max(1_000_000),
+        batchSize: z.number().int().min(1).max(4096),
+        learningRate: z.number().positive().max(1),
+        // constant within a round, or decaying linearly to 0 over the round's steps.
+        lrSchedule: z.enum(['constant', 'linear']),
+      })
+      .strict(),
+    fusion: z.object({ rule: z.enum(['mean']) }).strict(),
+    compression: z
+      .object({
+        codec: z.enum(['q8-block', 'f32']),
+        blockSize: z.number().int().min(16).max(65536),
+      })
+      .strict(),
+    rounds: z
+      .object({
+        minContributors: z.number().int().min(1),
+        // How long after its own announcement a node waits for the others' deltas.
+        collectTimeoutSec: z.number().positive(),
+        // How long a node waits for the other contributors' votes after its own.
+        voteTimeoutSec: z.number().positive(),
+        // Announcements for larger payloads are rejected before anything is fetched.
+        maxDeltaBytes: z.number().int().positive(),
+      })
+      .strict(),
+  })
+  .strict()
+
+export type SwarmDefinition = z.infer<typeof SwarmDefinitionSchema>
+
+export function swarmId(def: SwarmDefinition): string {
+  return sha256Hex(Buffer.from(canonicalJson(def), 'utf8'))
+}
+
+export function parseSwarmDefinition(raw: unknown, file: string): SwarmDefinition {
+  const r = SwarmDefinitionSchema.safeParse(raw)
+  if (!r.success) {
+    const msgs = r.error.issues.slice(0, 5).map((i) => `${file}: ${i.path.join('.') || '(top level)'}: ${i.message}`)
+    throw new ConfigError(`invalid swarm definition\n${msgs.join('\n')}\nA swarm definition is created by \`coldfusiond swarm create\` or \`coldfusiond init\`; every node of a swarm needs the same file.`)
+  }
+  return r.data
+}
+
+export async function loadSwarmDefinition(file: string): Promise<{ def: SwarmDefinition; id: string }> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError(`${file}: cannot read the swarm definition (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+  }
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch (err) {
+    throw new ConfigError(`${file}: the swarm definition is not valid JSON (${(err as Error).message})`)
+  }
+  const def = parseSwarmDefinition(raw, file)
+  return { def, id: swarmId(def) }
+}
+
+export function formatSwarmDefinition(def: SwarmDefinition): string {
+  return JSON.stringify(def, null, 2) + '\n'
+}

@@ -1,0 +1,189 @@
+import { readFile, unlink, mkdir } from 'node:fs/promises'
+import type { Logger } from '../util/log.js'
+import { writeFileAtomic } from '../util/atomic.js'
+import { UserError } from '../util/errors.js'
+import { HomeLayout } from '../store/home.js'
+import { loadIdentity, peerIdOf } from '../store/identity.js'
+import { Ledger } from '../store/ledger.js'
+import { ContentStore } from '../store/content-store.js'
+import { loadSwarmDefinition, type SwarmDefinition } from '../config/swarm.js'
+import { regenerateGenesis } from '../config/genesis.js'
+import type { NodeConfig } from '../config/node.js'
+import { createSwarmLibp2p, type SwarmLibp2p } from '../p2p/node.js'
+import { swarmTopics } from '../p2p/topics.js'
+import { SwarmGossip } from '../p2p/gossip.js'
+import { ContentProtocol } from '../p2p/fetch.js'
+import { PeerKeeper } from '../p2p/dialer.js'
+import { RoundRunner } from '../rounds/runner.js'
+import type { NodeStatus } from '../rounds/status.js'
+import { ApiServer } from '../api/server.js'
+import { selectBackend, type BackendPreference } from '../model/backend.js'
+import { decodeSafetensors } from '../model/safetensors.js'
+import { loadExamples, splitHeldOut } from '../data/index.js'
+import { NodeTrainer } from '../train/local.js'
+import { fusionPorts } from './ports.js'
+
+export interface DaemonOptions {
+  home: string
+  config: NodeConfig
+  log: Logger
+  /** Stop taking part after this many committed rounds, and keep serving peers. */
+  maxRounds?: number
+}
+
+/**
+ * The composition root of a node: loads home, identity, swarm, data and stores; starts libp2p,
+ * the content protocol, gossip, the API and the round loop; stops all of it on signal.
+ */
+export class Daemon {
+  readonly layout: HomeLayout
+  private node?: SwarmLibp2p
+  private api?: ApiServer
+  private keeper?: PeerKeeper
+  private gossip?: SwarmGossip
+  private content?: ContentProtocol
+  private readonly abort = new AbortController()
+  status!: NodeStatus
+
+  constructor(private readonly o: DaemonOptions) {
+    this.layout = new HomeLayout(o.home)
+  }
+
+  async run(): Promise<void> {
+    const { log, config } = this.o
+    const L = this.layout
+    await this.lock()
+    try {
+      const { def, id: swarmId } = await loadSwarmDefinition(L.swarm)
+      const key = await loadIdentity(L.identity)
+      const peerId = peerIdOf(key)
+      log.info({ peerId, swarm: swarmId, name: def.name, home: L.root }, 'starting node')
+
+      // Data first: a bad file should fail fast, before joining anything.
+      const dataPath = L.resolve(config.data.train)
+      const loaded = await loadExamples(dataPath)
+      const { train, eval: held } = splitHeldOut(loaded.examples, config.data.evalFraction, 20221202)
+      log.info({ file: dataPath, train: train.length, eval: held.length, labels: loaded.labels.length }, 'loaded local data')
+
+      const backend = await selectBackend({ prefer: config.backend as BackendPreference, log })
+
+      const checkpoints = new ContentStore(L.checkpoints, 'safetensors')
+      const deltas = new ContentStore(L.deltas, 'cfd')
+      await this.ensureGenesis(def, checkpoints)
+      const ledger = await Ledger.open(L.ledger, def.model.base.hash, log)
+      const head = ledger.head()
+      if (head && !(await checkpoints.has(head.hash))) {
+        throw new UserError(`${L.ledger}: the last committed base ${head.hash} is missing from ${L.checkpoints}; restore it or move the ledger away to resync`)
+      }
+
+      this.status = {
+        peerId, swarm: swarmId, swarmName: def.name, round: ledger.headRound(), baseHash: ledger.headHash(), phase: 'starting',
+        working: ledger.headRound() + 1, peers: [], members: [], addrs: [], backend: backend.name, divergence: [], rejected: {},
+        transfer: { bytesIn: 0, bytesOut: 0, served: 0, fetched: 0 }, startedAt: new Date().toISOString(),
+      }
+
+      const topics = swarmTopics(swarmId)
+      this.node = await createSwarmLibp2p({ privateKey: key, listen: config.listen, announce: config.announce, mdns: config.mdns })
+      const node = this.node
+      this.content = new ContentProtocol(node, topics.fetchProtocol, async (kind, id) => (kind === 'delta' ? deltas.get(id) : checkpoints.get(id)), log)
+      await this.content.start()
+      this.gossip = new SwarmGossip(node, topics, swarmId, log)
+      this.keeper = new PeerKeeper(node, config.bootstrap, log)
+      const addrs = (): string[] => node.getMultiaddrs().map((m) => m.toString())
+
+      const layoutBase = decodeSafetensors((await checkpoints.get(def.model.base.hash))!, 'genesis').tensors
+      const trainer = new NodeTrainer(def, { train, eval: held, numLabels: loaded.labels.length }, L.head, peerId, log)
+      await trainer.init()
+      const runner = new RoundRunner({
+        def, swarmId, peerId, ledger, checkpoints, deltas, gossip: this.gossip, content: this.content, keeper: this.keeper,
+        trainer, fusion: fusionPorts(def, layoutBase), status: this.status, log, maxRounds: this.o.maxRounds, myAddrs: addrs,
+      })
+      await runner.init()
+      this.gossip.start((msg, from) => runner.onGossip(msg, from))
+      this.keeper.start()
+
+      this.api = new ApiServer({ status: () => this.snapshot(), rounds: () => ledger.all() }, log)
+      const url = await this.api.listen(config.api.host, config.api.port)
+      await writeFileAtomic(L.apiFile, JSON.stringify({ url, pid: process.pid, peerId }) + '\n')
+      log.info({ addrs: addrs(), api: url, backend: backend.name }, 'node is up')
+
+      await runner.run(this.abort.signal).catch((err) => {
+        if (this.abort.signal.aborted) return
+        throw err
+      })
+    } finally {
+      await this.shutdown()
+    }
+  }
+
+  /** Ask the node to stop (SIGINT/SIGTERM): the round loop ends, then everything closes. */
+  stop(reason = 'stop requested'): void {
+    if (this.abort.signal.aborted) return
+    this.o.log.info({ reason }, 'stopping')
+    if (this.status) this.status.phase = 'stopping'
+    this.abort.abort(new Error(reason))
+  }
+
+  private snapshot(): NodeStatus {
+    const s = this.status
+    s.peers = this.keeper?.connectedPeers() ?? []
+    s.members = this.gossip?.members() ?? []
+    s.addrs = this.node?.getMultiaddrs().map((m) => m.toString()) ?? []
+    s.rejected = Object.fromEntries(this.gossip?.rejected ?? [])
+    if (this.content) s.transfer = { ...this.content.stats }
+    return s
+  }
+
+  /** Round 0's base: regenerated from the swarm's seed and checked against its hash. */
+  private async ensureGenesis(def: SwarmDefinition, checkpoints: ContentStore): Promise<void> {
+    if (await checkpoints.has(def.model.base.hash)) {
+      await checkpoints.get(def.model.base.hash) // verifies the bytes against the name
+      return
+    }
+    const bytes = regenerateGenesis(def)
+    if (!bytes) {
+      throw new UserError(`the swarm's base checkpoint ${def.model.base.hash} is not in ${this.layout.checkpoints}; copy it there (as ${def.model.base.hash}.safetensors)`)
+    }
+    await checkpoints.put(bytes, def.model.base.hash)
+    this.o.log.info({ hash: def.model.base.hash }, 'generated the round-0 base from the swarm seed')
+  }
+
+  /** One daemon per home: a second one would corrupt the ledger. */
+  private async lock(): Promise<void> {
+    const L = this.layout
+    await mkdir(L.run, { recursive: true })
+    try {
+      const pid = Number((await readFile(L.lockFile, 'utf8')).trim())
+      if (pid && pid !== process.pid && isAlive(pid)) {
+        throw new UserError(`another coldfusiond (pid ${pid}) is running with home ${L.root}; stop it first`)
+      }
+    } catch (err) {
+      if (err instanceof UserError) throw err
+    }
+    await writeFileAtomic(L.lockFile, `${process.pid}\n`)
+  }
+
+  private async shutdown(): Promise<void> {
+    this.keeper?.stop()
+    try {
+      this.gossip?.stop()
+    } catch {
+      // already stopped
+    }
+    await this.api?.close().catch(() => {})
+    await this.content?.stop().catch(() => {})
+    await Promise.resolve(this.node?.stop()).catch(() => {})
+    await unlink(this.layout.apiFile).catch(() => {})
+    await unlink(this.layout.lockFile).catch(() => {})
+    this.o.log.info('node stopped')
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}

@@ -1,0 +1,6 @@
+export { loadExamples, type Example, type LoadedExamples, type LoadOptions } from './load.js'
+export { splitHeldOut } from './split.js'
+export { TASKS, LABEL_NOISE, getTask, generateTask, writeTaskDataset, type TaskSpec, type WrittenDataset } from './synthetic.js'
+export { lexiconSize } from './lexicon.js'
+export { parseDelimited, CsvSyntaxError, type CsvRecord } from './csv.js'
+export { mulberry32, rngFor, type Rng } from './rng.js'

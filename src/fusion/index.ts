@@ -1,0 +1,5 @@
+export type { FusionRule, FusionDelta, FusionContext, FusionParams } from './types.js'
+export { registerFusionRule, getFusionRule, fusionRuleIds } from './registry.js'
+export { meanRule } from './mean.js'
+export { fuseRound, DeltaRejectedError, type DeltaInput, type FuseOptions } from './fuse.js'
+export { hashTensors } from './hash.js'

@@ -1,0 +1,44 @@
+import type { TensorMap } from '../model/tensors.js'
+import type { DeltaMeta, DeltaReader } from '../codec/index.js'
+
+/**
+ * A fusion rule has one job, as a Flower Strategy's aggregate: turn the base and a set of deltas
+ * into the next base. Transport, agreement and validation live elsewhere (fuseRound validates
+ * before a rule runs). Each rule is its own file, registered by id (registry.ts).
+ *
+ * Contract, which every rule must keep so that all nodes reach the same bytes:
+ * - `deltas` arrive sorted by id, validated against the base layout and the round; a rule must
+ *   process them in that order, in plain TypedArray arithmetic (float64 accumulation), and
+ *   round to float32 once per value at the end.
+ * - The result may depend only on the base, the set of deltas and `ctx` (never on time, the
+ *   machine, Math.random or Map insertion order). Rules needing randomness (DARE) derive it
+ *   from ctx.seed.
+ * - Memory must not grow with the number of deltas times the model size: read deltas one tensor
+ *   at a time through `reader.read(name, scratch)` (coordinate-wise rules such as the median
+ *   hold N copies of one tensor at most).
+ * - Never mutate `base`; return new tensors with the base's names and shapes.
+ */
+export interface FusionDelta {
+  readonly id: string
+  readonly examples: number
+  readonly meta: DeltaMeta
+  readonly reader: DeltaReader
+}
+
+/** Rule parameters as they appear in the swarm settings (e.g. {trim: 0.1} for a trimmed mean). */
+export type FusionParams = Readonly<Record<string, number | string | boolean>>
+
+export interface FusionContext {
+  readonly round: number
+  readonly baseHash: string
+  readonly params: FusionParams
+  /** sha256 over the base hash and the sorted delta ids: a seed every node agrees on. */
+  readonly seed: string
+}
+
+export interface FusionRule {
+  readonly id: string
+  /** Validate the rule's params (throw RangeError); called before any delta is read. */
+  checkParams?(params: FusionParams): void
+  fuse(base: TensorMap, deltas: readonly FusionDelta[], ctx: FusionContext): TensorMap
+}

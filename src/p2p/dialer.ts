@@ -1,0 +1,95 @@
+import { multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { PeerInfo } from '@libp2p/interface'
+import type { SwarmLibp2p } from './node.js'
+import type { Logger } from '../util/log.js'
+
+/**
+ * Keeps this node connected to its bootstrap peers and to peers found by mDNS or named in
+ * announcements. Peers may start in any order, so dialing retries with backoff instead of
+ * giving up after one failure.
+ */
+export class PeerKeeper {
+  private timer?: NodeJS.Timeout
+  private readonly backoff = new Map<string, { next: number; delay: number }>()
+  private readonly known = new Map<string, string[]>()
+
+  constructor(
+    private readonly node: SwarmLibp2p,
+    private readonly bootstrap: string[],
+    private readonly log: Logger,
+    private readonly intervalMs = 2000,
+  ) {}
+
+  start(): void {
+    for (const addr of this.bootstrap) {
+      const peer = multiaddr(addr).getPeerId()
+      if (peer && peer !== this.node.peerId.toString()) this.known.set(peer, [addr])
+    }
+    this.node.addEventListener('peer:discovery', this.onDiscovery)
+    void this.tick()
+    this.timer = setInterval(() => void this.tick(), this.intervalMs)
+  }
+
+  stop(): void {
+    clearInterval(this.timer)
+    this.node.removeEventListener('peer:discovery', this.onDiscovery)
+  }
+
+  /** Remember a peer's addresses (e.g. from an announcement) so it is dialed too. */
+  learn(peer: string, addrs: string[]): void {
+    if (peer === this.node.peerId.toString() || this.known.has(peer)) return
+    const valid = addrs.filter((a) => {
+      try {
+        multiaddr(a)
+        return true
+      } catch {
+        return false
+      }
+    })
+    if (valid.length > 0) this.known.set(peer, valid.map((a) => (a.includes('/p2p/') ? a : `${a}/p2p/${peer}`)))
+  }
+
+  connectedPeers(): string[] {
+    return this.node.getPeers().map((p) => p.toString())
+  }
+
+  private readonly onDiscovery = (evt: CustomEvent<PeerInfo>): void => {
+    const id = evt.detail.id.toString()
+    if (id === this.node.peerId.toString()) return
+    const addrs = evt.detail.multiaddrs.map((m) => m.toString())
+    if (!this.known.has(id)) this.log.info({ peer: id }, 'discovered peer')
+    this.known.set(id, addrs.map((a) => (a.includes('/p2p/') ? a : `${a}/p2p/${id}`)))
+  }
+
+  private async tick(): Promise<void> {
+    const connected = new Set(this.connectedPeers())
+    const now = Date.now()
+    for (const [peer, addrs] of this.known) {
+      if (connected.has(peer)) {
+        this.backoff.delete(peer)
+        continue
+      }
+      const b = this.backoff.get(peer) ?? { next: 0, delay: this.intervalMs }
+      if (now < b.next) continue
+      try {
+        await this.node.dial(addrs.map((a) => multiaddr(a)), { signal: AbortSignal.timeout(5000) })
+        this.log.info({ peer }, 'connected to peer')
+        this.backoff.delete(peer)
+      } catch (err) {
+        const delay = Math.min(b.delay * 2, 30_000)
+        this.backoff.set(peer, { next: now + b.delay, delay })
+        this.log.debug({ peer, err: (err as Error).message }, 'dial failed, will retry')
+      }
+    }
+  }
+}
+
+export function isPeerId(s: string): boolean {
+  try {
+    peerIdFromString(s)
+    return true
+  } catch {
+    return false
+  }
+}

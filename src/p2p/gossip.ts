@@ -1,0 +1,84 @@
+import { TopicValidatorResult, type PeerId, type Message } from '@libp2p/interface'
+import type { SwarmLibp2p } from './node.js'
+import type { SwarmTopics } from './topics.js'
+import { decodeMessage, encodeMessage, type GossipMessage } from './messages.js'
+import { PayloadError } from '../util/errors.js'
+import type { Logger } from '../util/log.js'
+
+export type GossipHandler = (msg: GossipMessage, from: string) => void
+
+/**
+ * Gossip for one swarm: validation happens in gossipsub's topic validator, so a malformed
+ * message is rejected (lowering the sender's score) before it is delivered or forwarded.
+ */
+export class SwarmGossip {
+  readonly rejected = new Map<string, number>()
+  private handler: GossipHandler = () => {}
+
+  constructor(
+    private readonly node: SwarmLibp2p,
+    private readonly topics: SwarmTopics,
+    private readonly swarmId: string,
+    private readonly log: Logger,
+  ) {}
+
+  start(handler: GossipHandler): void {
+    this.handler = handler
+    const pubsub = this.node.services.pubsub
+    for (const topic of [this.topics.announce, this.topics.vote]) {
+      pubsub.topicValidators.set(topic, (peer: PeerId, msg: Message) => this.validate(topic, peer, msg))
+      pubsub.subscribe(topic)
+    }
+    pubsub.addEventListener('message', this.onMessage)
+  }
+
+  stop(): void {
+    const pubsub = this.node.services.pubsub
+    pubsub.removeEventListener('message', this.onMessage)
+    for (const topic of [this.topics.announce, this.topics.vote]) {
+      pubsub.unsubscribe(topic)
+      pubsub.topicValidators.delete(topic)
+    }
+  }
+
+  async publish(msg: GossipMessage): Promise<number> {
+    const topic = msg.type === 'announce' ? this.topics.announce : this.topics.vote
+    const res = await this.node.services.pubsub.publish(topic, encodeMessage(msg))
+    return res.recipients.length
+  }
+
+  /** Peers subscribed to our announce topic: the swarm members we can currently hear. */
+  members(): string[] {
+    return this.node.services.pubsub.getSubscribers(this.topics.announce).map((p) => p.toString())
+  }
+
+  private validate(topic: string, _peer: PeerId, msg: Message): TopicValidatorResult {
+    if (msg.type !== 'signed') return this.reject('unsigned', topic)
+    try {
+      const m = decodeMessage(msg.data, this.swarmId)
+      const expected = m.type === 'announce' ? this.topics.announce : this.topics.vote
+      if (topic !== expected) return this.reject('wrong-topic', topic)
+      return TopicValidatorResult.Accept
+    } catch (err) {
+      const reason = err instanceof PayloadError ? err.reason : 'invalid'
+      this.log.warn({ from: msg.from.toString(), topic, reason, err: (err as Error).message }, 'rejected gossip message')
+      return this.reject(reason, topic)
+    }
+  }
+
+  private reject(reason: string, _topic: string): TopicValidatorResult {
+    this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1)
+    return TopicValidatorResult.Reject
+  }
+
+  private readonly onMessage = (evt: CustomEvent<Message>): void => {
+    const msg = evt.detail
+    if (msg.topic !== this.topics.announce && msg.topic !== this.topics.vote) return
+    if (msg.type !== 'signed') return
+    try {
+      this.handler(decodeMessage(msg.data, this.swarmId), msg.from.toString())
+    } catch (err) {
+      this.log.error({ err }, 'gossip handler failed')
+    }
+  }
+}

@@ -1,0 +1,43 @@
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { mdns } from '@libp2p/mdns'
+import { gossipsub, type GossipsubEvents } from '@chainsafe/libp2p-gossipsub'
+import type { PrivateKey, PubSub } from '@libp2p/interface'
+
+export type SwarmLibp2p = Libp2p<{ identify: ReturnType<ReturnType<typeof identify>>; pubsub: PubSub<GossipsubEvents> }>
+
+export interface Libp2pOptions {
+  privateKey: PrivateKey
+  listen: string[]
+  announce: string[]
+  mdns: boolean
+}
+
+/** The libp2p host: TCP, noise, yamux, identify, gossipsub (signed messages), optional mDNS. */
+export async function createSwarmLibp2p(opts: Libp2pOptions): Promise<SwarmLibp2p> {
+  const node = await createLibp2p({
+    privateKey: opts.privateKey,
+    addresses: { listen: opts.listen, announce: opts.announce },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery: opts.mdns ? [mdns({ interval: 10_000 })] : [],
+    services: {
+      identify: identify(),
+      pubsub: gossipsub({
+        // Messages are signed by their author and checked by every receiver (StrictSign).
+        globalSignaturePolicy: 'StrictSign',
+        allowPublishToZeroTopicPeers: true,
+        emitSelf: false,
+        // Many nodes share one IP in local meshes and lab clusters: do not penalise that.
+        scoreParams: { IPColocationFactorWeight: 0 },
+        // Validation runs in our topic validators, before delivery and forwarding.
+        asyncValidation: false,
+      }),
+    },
+  })
+  return node as unknown as SwarmLibp2p
+}

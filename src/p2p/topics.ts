@@ -1,0 +1,17 @@
+/**
+ * Names scoped by the swarm id: nodes of different swarms (or different settings) share no
+ * topic and no protocol, so they cannot mix messages even on the same network.
+ */
+export interface SwarmTopics {
+  announce: string
+  vote: string
+  fetchProtocol: string
+}
+
+export function swarmTopics(swarmId: string): SwarmTopics {
+  return {
+    announce: `/coldfusion/1/${swarmId}/announce/json`,
+    vote: `/coldfusion/1/${swarmId}/vote/json`,
+    fetchProtocol: `/coldfusion/1/${swarmId.slice(0, 32)}/fetch/1.0.0`,
+  }
+}

@@ -1,0 +1,41 @@
+import type { Contribution } from '../store/ledger.js'
+
+/**
+ * The agreement rules, as pure functions so they can be tested apart from the network.
+ *
+ * Contributor set: after its own close, each node votes the sorted set of deltas it holds for
+ * (round, base). The round's set is the UNION of the votes it receives (its own included),
+ * restricted to deltas it could fetch and verify. A node waits for a vote from every contributor
+ * in that union (or the vote deadline), so with working gossip every node fuses the same set.
+ *
+ * Fork choice: if nodes still end a round on different bases, the next round shows it: the base
+ * with the most distinct peers announcing on it wins, ties broken by the lowest hash. A node on
+ * a losing base verifies the winner by recomputing it from its lineage record and switches.
+ */
+
+export function unionOfVotes(votes: Iterable<Contribution[]>): Contribution[] {
+  const byId = new Map<string, Contribution>()
+  for (const vote of votes) for (const c of vote) if (!byId.has(c.id)) byId.set(c.id, c)
+  return [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+}
+
+/** Contributors of the union who have not voted yet. */
+export function missingVoters(union: Contribution[], voters: Set<string>): string[] {
+  const missing = new Set<string>()
+  for (const c of union) if (!voters.has(c.peer)) missing.add(c.peer)
+  return [...missing].sort()
+}
+
+export interface ForkCandidate {
+  base: string
+  supporters: number
+}
+
+/** The winning base among candidates: most supporters, then lowest hash. */
+export function chooseFork(candidates: ForkCandidate[]): ForkCandidate | undefined {
+  let best: ForkCandidate | undefined
+  for (const c of candidates) {
+    if (!best || c.supporters > best.supporters || (c.supporters === best.supporters && c.base < best.base)) best = c
+  }
+  return best
+}

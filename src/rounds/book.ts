@@ -1,0 +1,103 @@
+import type { Contribution } from '../store/ledger.js'
+
+/**
+ * What this node has heard about rounds: announcements, votes and commits, keyed by
+ * (round, base). Handlers are idempotent (gossip may repeat messages), and old rounds are
+ * pruned so a peer cannot make the book grow without bound.
+ */
+
+export interface KnownDelta extends Contribution {
+  size: number
+  /** Peers that said they hold it (author, voters): any of them can serve it. */
+  providers: Set<string>
+}
+
+interface RoundView {
+  deltas: Map<string, KnownDelta>
+  /** Announcers on this (round, base): who trained on this base. */
+  announcers: Set<string>
+  votes: Map<string, Contribution[]>
+  commits: Map<string, { hash: string; rule: string; deltas: Contribution[] }>
+}
+
+const key = (round: number, base: string): string => `${round}:${base}`
+
+export class RoundBook {
+  private readonly views = new Map<string, RoundView>()
+  private readonly byRound = new Map<number, Set<string>>()
+
+  constructor(private readonly maxBasesPerRound = 16) {}
+
+  view(round: number, base: string): RoundView {
+    const k = key(round, base)
+    let v = this.views.get(k)
+    if (!v) {
+      const bases = this.byRound.get(round) ?? new Set()
+      // Bound the state a flood of fabricated bases can create; extra bases share a scratch view.
+      if (bases.size >= this.maxBasesPerRound) return { deltas: new Map(), announcers: new Set(), votes: new Map(), commits: new Map() }
+      v = { deltas: new Map(), announcers: new Set(), votes: new Map(), commits: new Map() }
+      this.views.set(k, v)
+      bases.add(base)
+      this.byRound.set(round, bases)
+    }
+    return v
+  }
+
+  addDelta(round: number, base: string, c: Contribution, size: number, provider: string): KnownDelta {
+    const v = this.view(round, base)
+    let d = v.deltas.get(c.id)
+    if (!d) {
+      d = { ...c, size, providers: new Set() }
+      v.deltas.set(c.id, d)
+    }
+    if (size > 0 && d.size <= 0) d.size = size
+    d.providers.add(provider)
+    return d
+  }
+
+  addAnnounce(round: number, base: string, c: Contribution, size: number, from: string): void {
+    this.addDelta(round, base, c, size, from)
+    this.view(round, base).announcers.add(from)
+  }
+
+  addVote(round: number, base: string, voter: string, deltas: Contribution[]): void {
+    const v = this.view(round, base)
+    const prev = v.votes.get(voter)
+    // A later vote from the same peer can only grow (it fetched more); keep the larger one.
+    if (!prev || deltas.length >= prev.length) v.votes.set(voter, deltas)
+    for (const c of deltas) this.addDelta(round, base, c, 0, voter)
+  }
+
+  addCommit(round: number, base: string, from: string, hash: string, rule: string, deltas: Contribution[]): void {
+    this.view(round, base).commits.set(from, { hash, rule, deltas })
+  }
+
+  /** Bases announced on for a round, with their announcers. */
+  basesOf(round: number): Map<string, Set<string>> {
+    const out = new Map<string, Set<string>>()
+    for (const base of this.byRound.get(round) ?? []) out.set(base, this.views.get(key(round, base))!.announcers)
+    return out
+  }
+
+  /** Commits heard for a round on any parent, by resulting hash. */
+  commitsOf(round: number): Map<string, { parent: string; rule: string; deltas: Contribution[]; committers: Set<string> }> {
+    const out = new Map<string, { parent: string; rule: string; deltas: Contribution[]; committers: Set<string> }>()
+    for (const base of this.byRound.get(round) ?? []) {
+      for (const [from, c] of this.views.get(key(round, base))!.commits) {
+        const e = out.get(c.hash) ?? { parent: base, rule: c.rule, deltas: c.deltas, committers: new Set<string>() }
+        e.committers.add(from)
+        out.set(c.hash, e)
+      }
+    }
+    return out
+  }
+
+  /** Forget rounds before `round`. */
+  prune(round: number): void {
+    for (const [r, bases] of this.byRound) {
+      if (r >= round) continue
+      for (const b of bases) this.views.delete(key(r, b))
+      this.byRound.delete(r)
+    }
+  }
+}

@@ -1,0 +1,469 @@
+import type { SwarmDefinition } from '../config/swarm.js'
+import type { TensorMap } from '../model/tensors.js'
+import type { Contribution, Ledger, LedgerEntry, LocalMetrics } from '../store/ledger.js'
+import type { ContentStore } from '../store/content-store.js'
+import type { ContentProtocol } from '../p2p/fetch.js'
+import type { SwarmGossip } from '../p2p/gossip.js'
+import type { Announce, Commit, GossipMessage, Vote } from '../p2p/messages.js'
+import type { PeerKeeper } from '../p2p/dialer.js'
+import type { Logger } from '../util/log.js'
+import { PayloadError } from '../util/errors.js'
+import { RoundBook } from './book.js'
+import { chooseFork, missingVoters, unionOfVotes } from './agreement.js'
+import { Waker } from './wait.js'
+import type { NodeStatus, Phase } from './status.js'
+
+/** Local training, seen from the round protocol. */
+export interface LocalTrainer {
+  /** Fine-tune body + local head from `base`; keeps the new head pending until commitHead. */
+  train(base: TensorMap, round: number, onStep: (step: number, total: number) => void, signal: AbortSignal): Promise<{
+    body: TensorMap
+    examples: number
+    loss: number
+    seconds: number
+    evalBefore: number
+    evalLocal: number
+  }>
+  /** Accuracy of `base` with the head trained this round (or the current head). */
+  evaluate(base: TensorMap): Promise<number>
+  /** Persist the head trained this round (called after the round commits). */
+  commitHead(): Promise<void>
+  /** Forget the head trained this round (the round was abandoned). */
+  discardHead(): void
+}
+
+/** The codec and fusion rule the swarm definition selects. */
+export interface FusionPorts {
+  encodeDelta(delta: TensorMap, meta: { round: number; baseHash: string; examples: number }): Uint8Array
+  /** Check a fetched payload (container, checksum, layout) before it is accepted. */
+  checkDelta(payload: Uint8Array, expect: { round: number; baseHash: string }): void
+  fuse(base: TensorMap, deltas: { id: string; payload: Uint8Array; examples: number }[]): TensorMap
+  encodeBase(base: TensorMap): Uint8Array
+  decodeBase(bytes: Uint8Array): TensorMap
+}
+
+export interface RunnerDeps {
+  def: SwarmDefinition
+  swarmId: string
+  peerId: string
+  ledger: Ledger
+  checkpoints: ContentStore
+  deltas: ContentStore
+  gossip: SwarmGossip
+  content: ContentProtocol
+  keeper: PeerKeeper
+  trainer: LocalTrainer
+  fusion: FusionPorts
+  status: NodeStatus
+  log: Logger
+  /** Stop taking part after this many committed rounds (keep serving peers). */
+  maxRounds?: number
+  republishMs?: number
+  myAddrs: () => string[]
+}
+
+class SwitchedBase extends Error {}
+
+/**
+ * The round loop: train, announce, collect, vote, fuse, commit, repeat. Every step that waits
+ * has a deadline from the swarm definition; every state change is logged and shown in status.
+ */
+export class RoundRunner {
+  private readonly book = new RoundBook()
+  private readonly waker = new Waker()
+  private readonly inflight = new Set<string>()
+  private readonly failedFetch = new Map<string, number>()
+  private base!: TensorMap
+  private baseHash!: string
+  private round = 0
+  private myAnnounce?: Announce
+  private myVote?: Vote
+  private lastCommit?: Commit
+  private republish?: NodeJS.Timeout
+  private switchTo?: string
+
+  constructor(private readonly d: RunnerDeps) {}
+
+  /** Load the current base from the ledger head (it must already be in the checkpoint store). */
+  async init(): Promise<void> {
+    this.baseHash = this.d.ledger.headHash()
+    const bytes = await this.d.checkpoints.get(this.baseHash)
+    if (!bytes) throw new Error(`checkpoint ${this.baseHash} of the ledger head is missing from ${this.d.checkpoints.dir}`)
+    this.base = this.d.fusion.decodeBase(bytes)
+    this.updateStatus({ round: this.d.ledger.headRound(), baseHash: this.baseHash })
+    const head = this.d.ledger.head()
+    if (head) {
+      this.lastCommit = commitOf(this.d.swarmId, head)
+    }
+  }
+
+  onGossip(msg: GossipMessage, from: string): void {
+    switch (msg.type) {
+      case 'announce':
+        this.book.addAnnounce(msg.round, msg.base, { id: msg.deltaId, peer: from, examples: msg.examples }, msg.size, from)
+        this.d.keeper.learn(from, msg.addrs)
+        break
+      case 'vote':
+        this.book.addVote(msg.round, msg.base, from, msg.deltas)
+        break
+      case 'commit':
+        this.book.addCommit(msg.round, msg.base, from, msg.hash, msg.rule, msg.deltas)
+        this.checkCommit(msg, from)
+        break
+    }
+    this.waker.wake()
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    this.republish = setInterval(() => void this.republishOwn(), this.d.republishMs ?? 2000)
+    try {
+      while (!signal.aborted) {
+        const committed = this.d.ledger.headRound()
+        if (this.d.maxRounds !== undefined && committed >= this.d.maxRounds) {
+          this.setPhase('done')
+          this.d.log.info({ round: committed, base: this.baseHash }, 'reached the requested number of rounds; serving peers until stopped')
+          await this.waker.until(() => false, { signal, pollMs: 60_000 }).catch(() => {})
+          return
+        }
+        try {
+          await this.runRound(committed + 1, signal)
+        } catch (err) {
+          if (err instanceof SwitchedBase) {
+            await this.handleSwitch(signal)
+            continue
+          }
+          throw err
+        }
+      }
+    } finally {
+      clearInterval(this.republish)
+    }
+  }
+
+  private async runRound(round: number, signal: AbortSignal): Promise<void> {
+    const { def, log } = this.d
+    this.round = round
+    this.myAnnounce = undefined
+    this.myVote = undefined
+    this.switchTo = undefined
+    this.book.prune(round - 2)
+    const base = this.baseHash
+    this.updateStatus({ working: round, progress: undefined })
+    const rlog = log.child({ round, base: base.slice(0, 12) })
+
+    // 1. Train locally on the current base.
+    this.setPhase('training')
+    rlog.info('round started: training on local data')
+    const trained = await this.d.trainer.train(this.base, round, (step, total) => this.updateStatus({ progress: { step, total } }), signal)
+    this.checkSwitch()
+    const delta = subtractBody(trained.body, this.base)
+    const payload = this.d.fusion.encodeDelta(delta, { round, baseHash: base, examples: trained.examples })
+    const deltaId = await this.d.deltas.put(payload)
+    rlog.info({ deltaId: deltaId.slice(0, 12), bytes: payload.length, loss: trained.loss, seconds: trained.seconds, evalBefore: trained.evalBefore, evalLocal: trained.evalLocal }, 'trained; announcing delta')
+    const own: Contribution = { id: deltaId, peer: this.d.peerId, examples: trained.examples }
+    this.book.addAnnounce(round, base, own, payload.length, this.d.peerId)
+    this.myAnnounce = {
+      type: 'announce', v: 1, swarm: this.d.swarmId, round, base, deltaId, size: payload.length,
+      examples: trained.examples, addrs: this.d.myAddrs().slice(0, 8), loss: Number.isFinite(trained.loss) ? trained.loss : undefined,
+    }
+    await this.publish(this.myAnnounce)
+
+    // 2. Collect the others' deltas until everyone we hear has contributed, or the deadline.
+    this.setPhase('collecting')
+    const collectDeadline = Date.now() + def.rounds.collectTimeoutSec * 1000
+    let stalledLogged = false
+    while (true) {
+      const ready = await this.waker.until(() => {
+        this.fetchMissing(round, base, signal)
+        return this.collectComplete(round, base)
+      }, { deadline: collectDeadline, signal, pollMs: 250 })
+      this.checkSwitch()
+      const have = this.heldDeltas(round, base)
+      if (ready && have.length >= def.rounds.minContributors) break
+      if (Date.now() >= collectDeadline) {
+        if (have.length >= def.rounds.minContributors) {
+          rlog.warn({ have: have.length, members: this.d.gossip.members().length + 1 }, 'collect deadline: closing with the deltas at hand')
+          break
+        }
+        if (!stalledLogged) {
+          rlog.warn({ have: have.length, min: def.rounds.minContributors }, 'round stalled: fewer contributors than the swarm minimum; waiting for more (the base does not change until enough arrive)')
+          this.setPhase('stalled')
+          stalledLogged = true
+        }
+        await this.waker.until(() => {
+          this.fetchMissing(round, base, signal)
+          return this.heldDeltas(round, base).length >= def.rounds.minContributors
+        }, { signal, pollMs: 1000, deadline: Date.now() + 5000 })
+        this.maybeForkSwitch(round, base)
+        this.checkSwitch()
+      }
+    }
+    this.maybeForkSwitch(round, base)
+    this.checkSwitch()
+
+    // 3. Vote the set we hold; the round's set is the union of the votes.
+    this.setPhase('voting')
+    const voteDeadline = Date.now() + def.rounds.voteTimeoutSec * 1000
+    this.myVote = { type: 'vote', v: 1, swarm: this.d.swarmId, round, base, deltas: this.heldDeltas(round, base) }
+    await this.publish(this.myVote)
+    await this.waker.until(() => {
+      this.fetchMissing(round, base, signal)
+      const union = this.union(round, base)
+      const held = new Set(this.heldDeltas(round, base).map((c) => c.id))
+      const grown = union.filter((c) => held.has(c.id))
+      if (grown.length > this.myVote!.deltas.length) {
+        // Tell the others what we now hold, so their unions converge on ours.
+        this.myVote = { ...this.myVote!, deltas: grown }
+        void this.publish(this.myVote)
+      }
+      const voters = new Set(this.book.view(round, base).votes.keys())
+      voters.add(this.d.peerId)
+      return union.every((c) => held.has(c.id)) && missingVoters(union, voters).length === 0
+    }, { deadline: voteDeadline, signal, pollMs: 250 })
+    this.checkSwitch()
+    const union = this.union(round, base)
+    const held = new Set(this.heldDeltas(round, base).map((c) => c.id))
+    const final = union.filter((c) => held.has(c.id))
+    if (final.length < union.length) {
+      rlog.warn({ missing: union.filter((c) => !held.has(c.id)).map((c) => c.id.slice(0, 12)) }, 'vote deadline: some voted deltas could not be fetched; fusing without them (divergence, if any, is repaired by fork choice next round)')
+    }
+    const voters = new Set(this.book.view(round, base).votes.keys())
+    voters.add(this.d.peerId)
+    const silent = missingVoters(final, voters)
+    if (silent.length > 0) rlog.warn({ silent }, 'vote deadline: no vote from some contributors')
+
+    // 4. Fuse deterministically and 5. commit.
+    this.setPhase('fusing')
+    const entry = await this.fuseAndCommit(round, base, final, 'commit', {
+      evalBefore: trained.evalBefore, evalLocal: trained.evalLocal, trainLoss: trained.loss, trainSeconds: trained.seconds,
+      contributed: final.some((c) => c.id === deltaId),
+    })
+    rlog.info({ hash: entry.hash.slice(0, 12), contributors: final.length, evalAfter: entry.local?.evalAfter }, 'round committed')
+  }
+
+  private async fuseAndCommit(round: number, parent: string, set: Contribution[], kind: 'commit' | 'switch', local: LocalMetrics): Promise<LedgerEntry> {
+    const payloads: { id: string; payload: Uint8Array; examples: number }[] = []
+    for (const c of set) {
+      const p = await this.d.deltas.get(c.id)
+      if (!p) throw new Error(`delta ${c.id} vanished from the store`)
+      payloads.push({ id: c.id, payload: p, examples: c.examples })
+    }
+    const parentBase = parent === this.baseHash ? this.base : this.d.fusion.decodeBase((await this.d.checkpoints.get(parent))!)
+    const next = this.d.fusion.fuse(parentBase, payloads)
+    const bytes = this.d.fusion.encodeBase(next)
+    this.setPhase('committing')
+    const hash = await this.d.checkpoints.put(bytes)
+    if (kind === 'commit') {
+      local.evalAfter = await this.d.trainer.evaluate(next)
+    }
+    // The checkpoint is durable before the ledger names it; the head follows the ledger.
+    const entry = await this.d.ledger.append({ round, parent, hash, deltas: set, rule: this.d.def.fusion.rule, kind, local })
+    if (kind === 'commit') await this.d.trainer.commitHead()
+    else this.d.trainer.discardHead()
+    this.base = next
+    this.baseHash = hash
+    this.lastCommit = commitOf(this.d.swarmId, entry)
+    this.updateStatus({ round, baseHash: hash, lastMetrics: { evalBefore: local.evalBefore, evalLocal: local.evalLocal, evalAfter: local.evalAfter } })
+    await this.publish(this.lastCommit)
+    return entry
+  }
+
+  /** Collect is complete when every swarm member we hear has a verified delta on this base. */
+  private collectComplete(round: number, base: string): boolean {
+    const view = this.book.view(round, base)
+    const held = new Set(this.heldDeltas(round, base).map((c) => c.peer))
+    const others = this.book.basesOf(round)
+    for (const member of this.d.gossip.members()) {
+      if (held.has(member)) continue
+      // A member that announced on another base this round will not contribute to ours.
+      const elsewhere = [...others].some(([b, announcers]) => b !== base && announcers.has(member))
+      if (elsewhere) continue
+      return false
+    }
+    return view.deltas.size > 0
+  }
+
+  /** Deltas of (round, base) present and verified in the local store, sorted by id. */
+  private heldDeltas(round: number, base: string): Contribution[] {
+    const out: Contribution[] = []
+    for (const d of this.book.view(round, base).deltas.values()) {
+      if (this.verified.has(d.id)) out.push({ id: d.id, peer: d.peer, examples: d.examples })
+    }
+    return out.sort((a, b) => (a.id < b.id ? -1 : 1))
+  }
+
+  private readonly verified = new Set<string>()
+
+  private union(round: number, base: string): Contribution[] {
+    const view = this.book.view(round, base)
+    const mine = this.myVote?.deltas ?? []
+    return unionOfVotes([mine, ...view.votes.values()])
+  }
+
+  /** Start fetches for every known delta of (round, base) we do not hold yet. */
+  private fetchMissing(round: number, base: string, signal: AbortSignal): void {
+    for (const d of this.book.view(round, base).deltas.values()) {
+      if (this.verified.has(d.id) || this.inflight.has(d.id)) continue
+      if (d.peer === this.d.peerId && this.myAnnounce?.deltaId === d.id) {
+        this.verified.add(d.id)
+        continue
+      }
+      const retryAt = this.failedFetch.get(d.id) ?? 0
+      if (Date.now() < retryAt) continue
+      this.inflight.add(d.id)
+      void this.fetchOne(round, base, d.id, [...d.providers], d.size, signal).finally(() => {
+        this.inflight.delete(d.id)
+        this.waker.wake()
+      })
+    }
+  }
+
+  private async fetchOne(round: number, base: string, id: string, providers: string[], size: number, signal: AbortSignal): Promise<void> {
+    const { def, log } = this.d
+    const local = await this.d.deltas.get(id).catch(() => undefined)
+    if (local) {
+      this.verified.add(id)
+      return
+    }
+    if (size > def.rounds.maxDeltaBytes) {
+      log.warn({ deltaId: id.slice(0, 12), size }, 'announced delta is over the size limit; not fetching it')
+      this.failedFetch.set(id, Number.MAX_SAFE_INTEGER)
+      return
+    }
+    for (const peer of providers.filter((p) => p !== this.d.peerId)) {
+      try {
+        const started = Date.now()
+        const bytes = await this.d.content.fetch(peer, 'delta', id, def.rounds.maxDeltaBytes, AbortSignal.any([signal, AbortSignal.timeout(60_000)]))
+        this.d.fusion.checkDelta(bytes, { round, baseHash: base })
+        await this.d.deltas.put(bytes, id)
+        this.verified.add(id)
+        log.debug({ deltaId: id.slice(0, 12), from: peer, bytes: bytes.length, ms: Date.now() - started }, 'fetched and verified delta')
+        return
+      } catch (err) {
+        if (signal.aborted) return
+        const bad = err instanceof PayloadError && !['not-found', 'truncated'].includes(err.reason)
+        log[bad ? 'warn' : 'debug']({ deltaId: id.slice(0, 12), from: peer, err: (err as Error).message }, 'fetch failed')
+      }
+    }
+    this.failedFetch.set(id, Date.now() + 1500)
+  }
+
+  /**
+   * Fork choice at the close of collection: if more peers build this round on another base than
+   * on ours (ties: lowest hash), verify that base by recomputing it from its lineage, and switch.
+   */
+  private maybeForkSwitch(round: number, base: string): void {
+    const bases = this.book.basesOf(round)
+    if (bases.size <= 1) return
+    const candidates = [...bases].map(([b, announcers]) => ({ base: b, supporters: announcers.size }))
+    const winner = chooseFork(candidates)
+    if (!winner || winner.base === base) {
+      for (const c of candidates) if (c.base !== base) this.noteDivergence(round - 1, base, c.base, 'kept', `our base has ${bases.get(base)?.size ?? 0} announcers, theirs ${c.supporters}`)
+      return
+    }
+    const record = this.book.commitsOf(round - 1).get(winner.base)
+    if (!record) {
+      this.noteDivergence(round - 1, base, winner.base, 'detected', 'the swarm builds on another base; waiting for its lineage record')
+      return
+    }
+    if (record.parent !== this.d.ledger.head()?.parent) {
+      this.noteDivergence(round - 1, base, winner.base, 'detected', 'the other base descends from a different parent; cannot verify it yet')
+      return
+    }
+    this.switchTo = winner.base
+  }
+
+  /** Throws SwitchedBase after adopting the fork-choice winner, restarting the round loop. */
+  private checkSwitch(): void {
+    if (this.switchTo) throw new SwitchedBase()
+  }
+
+  /** Adopt `target` (already chosen by fork choice): fetch its deltas, recompute, verify, switch. */
+  private async adopt(target: string, signal: AbortSignal): Promise<boolean> {
+    const head = this.d.ledger.head()!
+    const roundCommitted = head.round
+    const record = this.book.commitsOf(roundCommitted).get(target)
+    if (!record) return false
+    for (const c of record.deltas) this.book.addDelta(roundCommitted, record.parent, c, 0, [...record.committers][0])
+    for (const c of record.deltas) for (const p of record.committers) this.book.addDelta(roundCommitted, record.parent, c, 0, p)
+    const ok = await this.waker.until(() => {
+      this.fetchMissing(roundCommitted, record.parent, signal)
+      return record.deltas.every((c) => this.verified.has(c.id))
+    }, { deadline: Date.now() + this.d.def.rounds.voteTimeoutSec * 1000, signal, pollMs: 250 })
+    if (!ok) return false
+    const previous = this.baseHash
+    const entry = await this.fuseAndCommit(roundCommitted, record.parent, record.deltas, 'switch', {})
+    if (entry.hash !== target) {
+      this.d.log.error({ round: roundCommitted, expected: target.slice(0, 12), got: entry.hash.slice(0, 12) }, 'recomputed base does not match the announced hash; the record is wrong')
+      this.noteDivergence(roundCommitted, previous, target, 'detected', 'recomputation did not reproduce the announced hash')
+      return false
+    }
+    this.noteDivergence(roundCommitted, previous, target, 'switched', `adopted by fork choice (${record.committers.size} committers)`)
+    return true
+  }
+
+  /** Called by run() when a round was interrupted by a fork-choice switch. */
+  async handleSwitch(signal: AbortSignal): Promise<void> {
+    const target = this.switchTo
+    this.switchTo = undefined
+    this.d.trainer.discardHead()
+    if (target) await this.adopt(target, signal)
+  }
+
+  private checkCommit(msg: Commit, from: string): void {
+    const head = this.d.ledger.head()
+    if (!head || msg.round !== head.round || msg.base !== head.parent) return
+    if (msg.hash !== head.hash) {
+      this.noteDivergence(msg.round, head.hash, msg.hash, 'detected', `peer ${from} committed round ${msg.round} to another base`)
+    }
+  }
+
+  private noteDivergence(round: number, ours: string, theirs: string, action: 'detected' | 'switched' | 'kept', detail: string): void {
+    const list = this.d.status.divergence
+    const last = list[list.length - 1]
+    if (last && last.round === round && last.theirs === theirs && last.action === action) return
+    list.push({ round, at: new Date().toISOString(), ours, theirs, action, detail })
+    if (list.length > 50) list.shift()
+    this.d.log.warn({ round, ours: ours.slice(0, 12), theirs: theirs.slice(0, 12), action, detail }, 'base divergence')
+  }
+
+  private async publish(msg: GossipMessage): Promise<void> {
+    try {
+      await this.d.gossip.publish(msg)
+    } catch (err) {
+      this.d.log.debug({ type: msg.type, err: (err as Error).message }, 'publish failed; will repeat')
+    }
+  }
+
+  /** Repeat our current messages: gossip is best effort, and late joiners need them too. */
+  private async republishOwn(): Promise<void> {
+    if (this.myAnnounce) await this.publish(this.myAnnounce)
+    if (this.myVote) await this.publish(this.myVote)
+    if (this.lastCommit) await this.publish(this.lastCommit)
+  }
+
+  private setPhase(phase: Phase): void {
+    this.d.status.phase = phase
+  }
+
+  private updateStatus(p: Partial<NodeStatus>): void {
+    Object.assign(this.d.status, p)
+  }
+}
+
+function commitOf(swarm: string, e: LedgerEntry): Commit {
+  return { type: 'commit', v: 1, swarm, round: e.round, base: e.parent, hash: e.hash, rule: e.rule, deltas: e.deltas }
+}
+
+/** The body delta: fine-tuned minus base, per tensor, in float32. */
+export function subtractBody(trained: TensorMap, base: TensorMap): TensorMap {
+  const out: TensorMap = new Map()
+  for (const [name, b] of base) {
+    const t = trained.get(name)
+    if (!t) throw new Error(`trained model lacks body tensor ${name}`)
+    const d = new Float32Array(b.data.length)
+    for (let i = 0; i < d.length; i++) d[i] = t.data[i] - b.data[i]
+    out.set(name, { shape: [...b.shape], data: d })
+  }
+  return out
+}

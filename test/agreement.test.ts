@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict'
+import { chooseFork, missingVoters, unionOfVotes } from '../src/rounds/agreement.js'
+import { RoundBook } from '../src/rounds/book.js'
+import { decodeMessage, encodeMessage, MAX_GOSSIP_BYTES, type Announce } from '../src/p2p/messages.js'
+import { PayloadError } from '../src/util/errors.js'
+import { sha256Hex } from '../src/util/hash.js'
+
+const h = (s: string): string => sha256Hex(Buffer.from(s))
+const P1 = '12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp'
+const P2 = '12D3KooWHFrmLWTTDD4NodngtRMEVYgxrsDMp4F2ZGkXhWrAVZvo'
+
+describe('agreement rules', () => {
+  it('the union of votes is sorted and independent of arrival order', () => {
+    const a = { id: h('a'), peer: P1, examples: 1 }
+    const b = { id: h('b'), peer: P2, examples: 2 }
+    const c = { id: h('c'), peer: P1, examples: 3 }
+    const u1 = unionOfVotes([[a, b], [c], [b]])
+    const u2 = unionOfVotes([[b], [c, a], []])
+    assert.deepEqual(u1, u2)
+    assert.deepEqual(u1.map((x) => x.id), [a.id, b.id, c.id].sort())
+    assert.deepEqual(missingVoters(u1, new Set([P1])), [P2])
+  })
+
+  it('fork choice: most supporters, then lowest hash', () => {
+    assert.equal(chooseFork([{ base: 'b', supporters: 2 }, { base: 'a', supporters: 1 }])?.base, 'b')
+    assert.equal(chooseFork([{ base: 'b', supporters: 2 }, { base: 'a', supporters: 2 }])?.base, 'a')
+    assert.equal(chooseFork([]), undefined)
+  })
+
+  it('the round book is idempotent and bounded', () => {
+    const book = new RoundBook(2)
+    const c = { id: h('x'), peer: P1, examples: 5 }
+    book.addAnnounce(1, h('base'), c, 100, P1)
+    book.addAnnounce(1, h('base'), c, 100, P1)
+    book.addVote(1, h('base'), P2, [c])
+    assert.equal(book.view(1, h('base')).deltas.size, 1)
+    assert.deepEqual([...book.view(1, h('base')).deltas.get(c.id)!.providers].sort(), [P1, P2].sort())
+    for (let i = 0; i < 10; i++) book.addAnnounce(1, h(`flood${i}`), c, 1, P2)
+    assert.equal(book.basesOf(1).size, 2)
+    book.prune(2)
+    assert.equal(book.basesOf(1).size, 0)
+  })
+})
+
+describe('gossip messages', () => {
+  const swarm = h('swarm')
+  const ann: Announce = { type: 'announce', v: 1, swarm, round: 1, base: h('b'), deltaId: h('d'), size: 10, examples: 5, addrs: [] }
+
+  it('round-trips a valid message', () => {
+    assert.deepEqual(decodeMessage(encodeMessage(ann), swarm), ann)
+  })
+
+  it('rejects malformed, foreign, unsorted and oversized messages with PayloadError', () => {
+    const bad: [unknown, RegExp][] = [
+      ['not json', /not valid JSON/],
+      [{ ...ann, swarm: h('other') }, /another swarm/],
+      [{ ...ann, round: -1 }, /schema/],
+      [{ ...ann, extra: 1 }, /schema/],
+      [{ ...ann, deltaId: 'xyz' }, /schema/],
+      [{ type: 'vote', v: 1, swarm, round: 1, base: h('b'), deltas: [{ id: h('2'), peer: P1, examples: 1 }, { id: h('1'), peer: P1, examples: 1 }].sort((a, b) => (a.id < b.id ? 1 : -1)) }, /not sorted/],
+    ]
+    for (const [msg, re] of bad) {
+      const bytes = typeof msg === 'string' ? Buffer.from(msg) : Buffer.from(JSON.stringify(msg))
+      assert.throws(() => decodeMessage(bytes, swarm), (err: Error) => err instanceof PayloadError && re.test(err.message))
+    }
+    assert.throws(() => decodeMessage(new Uint8Array(MAX_GOSSIP_BYTES + 1), swarm), PayloadError)
+    assert.throws(() => encodeMessage({ ...ann, addrs: Array(8).fill('x'.repeat(MAX_GOSSIP_BYTES / 4)) }), /gossip limit/)
+  })
+
+  it('never throws anything but PayloadError on random bytes', () => {
+    let seed = 1
+    const rnd = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32)
+    const valid = encodeMessage(ann)
+    for (let i = 0; i < 5000; i++) {
+      const bytes = new Uint8Array(valid)
+      const flips = 1 + Math.floor(rnd() * 4)
+      for (let f = 0; f < flips; f++) bytes[Math.floor(rnd() * bytes.length)] = Math.floor(rnd() * 256)
+      try {
+        decodeMessage(bytes.subarray(0, Math.floor(rnd() * bytes.length) + 1), swarm)
+      } catch (err) {
+        assert.ok(err instanceof PayloadError, `unexpected ${(err as Error).name}: ${(err as Error).message}`)
+      }
+    }
+  })
+})

@@ -1,0 +1,284 @@
+import assert from 'node:assert/strict'
+import * as tf from '@tensorflow/tfjs-core'
+import { activateBackend, selectBackend, setWasmBatchMatMulFix } from '../src/model/backend.js'
+import { builtinModelConfig, ModelConfigSchema, type ModelConfig } from '../src/model/config.js'
+import { classifierForward, encoderForward, positionIds, type Weights } from '../src/model/encoder.js'
+import { initBody, initHead } from '../src/model/init.js'
+import { Rng } from '../src/model/prng.js'
+import { encodeSafetensors } from '../src/model/safetensors.js'
+import type { TensorMap } from '../src/model/tensors.js'
+import { encodeBatch, fnv1a32, HashedWordTokenizer, splitWords } from '../src/model/tokenizer.js'
+import { sha256Hex } from '../src/util/hash.js'
+
+// Pinned once: a change means round-0 bases differ between versions or platforms, so that
+// swarm members would not agree on the base. Change only together with the init version tag.
+const GOLDEN_BODY = 'f5c1d7acd86adbfb831d5f1bb7a09362b82be8fac67207c9cb858ad8b09328bd'
+const GOLDEN_HEAD3 = '75546e41e6c4325d48189c179140f51ed12a969cd5a215cd4cdf538b194c0b10'
+
+function expectedBodyShapes(c: ModelConfig): Map<string, number[]> {
+  const H = c.hidden_size
+  const I = c.intermediate_size
+  const m = new Map<string, number[]>([
+    ['embeddings.word_embeddings.weight', [c.vocab_size, H]],
+    ['embeddings.position_embeddings.weight', [c.max_position_embeddings, H]],
+    ['embeddings.token_type_embeddings.weight', [c.type_vocab_size, H]],
+    ['embeddings.LayerNorm.weight', [H]],
+    ['embeddings.LayerNorm.bias', [H]],
+    ['pooler.dense.weight', [H, H]],
+    ['pooler.dense.bias', [H]],
+  ])
+  for (let i = 0; i < c.num_hidden_layers; i++) {
+    const p = `encoder.layer.${i}`
+    for (const n of ['query', 'key', 'value']) {
+      m.set(`${p}.attention.self.${n}.weight`, [H, H])
+      m.set(`${p}.attention.self.${n}.bias`, [H])
+    }
+    m.set(`${p}.attention.output.dense.weight`, [H, H])
+    m.set(`${p}.attention.output.dense.bias`, [H])
+    m.set(`${p}.attention.output.LayerNorm.weight`, [H])
+    m.set(`${p}.attention.output.LayerNorm.bias`, [H])
+    m.set(`${p}.intermediate.dense.weight`, [I, H])
+    m.set(`${p}.intermediate.dense.bias`, [I])
+    m.set(`${p}.output.dense.weight`, [H, I])
+    m.set(`${p}.output.dense.bias`, [H])
+    m.set(`${p}.output.LayerNorm.weight`, [H])
+    m.set(`${p}.output.LayerNorm.bias`, [H])
+  }
+  return m
+}
+
+function toWeights(...maps: TensorMap[]): Weights {
+  const w: Weights = new Map()
+  for (const m of maps) for (const [n, t] of m) w.set(n, tf.tensor(t.data, t.shape, 'float32'))
+  return w
+}
+
+describe('model: prng and init', () => {
+  const config = builtinModelConfig()
+
+  it('Rng is a fixed integer stream, keyed by its parts', () => {
+    const a = Rng.fromSeed('s', 'x')
+    const b = Rng.fromSeed('s', 'x')
+    const xs = Array.from({ length: 5 }, () => a.nextU32())
+    assert.deepEqual(
+      Array.from({ length: 5 }, () => b.nextU32()),
+      xs,
+    )
+    assert.notDeepEqual(
+      Array.from({ length: 5 }, () => Rng.fromSeed('s', 'y').nextU32()),
+      xs,
+    )
+    assert.deepEqual(Rng.fromSeed(42).nextU32(), Rng.fromSeed('42').nextU32())
+    const r = Rng.fromSeed('int')
+    for (let i = 0; i < 1000; i++) {
+      const v = r.int(7)
+      assert.ok(Number.isInteger(v) && v >= 0 && v < 7)
+    }
+  })
+
+  it('initBody is bit-identical across calls and matches the pinned hash', () => {
+    const a = initBody(config, 'coldfusion-golden')
+    const b = initBody(config, 'coldfusion-golden')
+    const ha = sha256Hex(encodeSafetensors(a))
+    assert.equal(ha, sha256Hex(encodeSafetensors(b)))
+    assert.equal(ha, GOLDEN_BODY)
+    assert.equal(sha256Hex(encodeSafetensors(initHead(config, 3, 'coldfusion-golden'))), GOLDEN_HEAD3)
+    assert.notEqual(sha256Hex(encodeSafetensors(initBody(config, 'other'))), ha)
+  })
+
+  it('has exactly the Hugging Face RobertaModel names and shapes', () => {
+    const body = initBody(config, 1)
+    const want = expectedBodyShapes(config)
+    assert.deepEqual([...body.keys()].sort(), [...want.keys()].sort())
+    for (const [name, shape] of want) {
+      assert.deepEqual(body.get(name)!.shape, shape, name)
+      assert.equal(body.get(name)!.data.length, shape.reduce((p, d) => p * d, 1), name)
+    }
+    const head = initHead(config, 5, 1)
+    const H = config.hidden_size
+    assert.deepEqual(
+      Object.fromEntries([...head].map(([n, t]) => [n, t.shape])),
+      {
+        'classifier.dense.weight': [H, H],
+        'classifier.dense.bias': [H],
+        'classifier.out_proj.weight': [5, H],
+        'classifier.out_proj.bias': [5],
+      },
+    )
+  })
+
+  it('follows RoBERTa init: normal(0, initializer_range), zero biases and padding rows, LayerNorm 1/0', () => {
+    const body = initBody(config, 'stats')
+    const H = config.hidden_size
+    const pad = config.pad_token_id
+    for (const name of ['embeddings.word_embeddings.weight', 'embeddings.position_embeddings.weight']) {
+      const d = body.get(name)!.data
+      assert.ok(d.subarray(pad * H, (pad + 1) * H).every((x) => x === 0), `${name} padding row`)
+      assert.ok(d.subarray((pad + 1) * H, (pad + 2) * H).some((x) => x !== 0))
+    }
+    const w = body.get('embeddings.word_embeddings.weight')!.data
+    let s = 0
+    let s2 = 0
+    for (const x of w) {
+      s += x
+      s2 += x * x
+    }
+    assert.ok(Math.abs(s / w.length) < 1e-3)
+    assert.ok(Math.abs(Math.sqrt(s2 / w.length) - config.initializer_range) < 1e-3)
+    for (const [name, t] of body) {
+      if (name.endsWith('LayerNorm.weight')) assert.ok(t.data.every((x) => x === 1), name)
+      else if (name.endsWith('.bias')) assert.ok(t.data.every((x) => x === 0), name)
+    }
+  })
+
+  it('derives each tensor from (seed, name) only', () => {
+    const deeper = ModelConfigSchema.parse({ ...builtinModelConfig(), num_hidden_layers: 3 })
+    const a = initBody(config, 7)
+    const b = initBody(deeper, 7)
+    for (const [name, t] of a) assert.deepEqual(b.get(name)!.data, t.data, name)
+  })
+})
+
+describe('model: tokenizer', () => {
+  it('splits lowercased words and punctuation', () => {
+    assert.deepEqual(splitWords('Hello, World!  Über-cool 42x'), ['hello', ',', 'world', '!', 'über', '-', 'cool', '42x'])
+    assert.deepEqual(splitWords('   '), [])
+  })
+
+  it('hashes words with FNV-1a 32 into [4, vocab)', () => {
+    assert.equal(fnv1a32(''), 0x811c9dc5)
+    assert.equal(fnv1a32('a'), 0xe40c292c)
+    assert.equal(fnv1a32('foobar'), 0xbf9cf968)
+    const tok = new HashedWordTokenizer(2048)
+    assert.equal(tok.wordId('foobar'), 4 + (0xbf9cf968 % 2044))
+    assert.equal(tok.wordId('Foobar'.toLowerCase()), tok.tokenize('FOOBAR')[0])
+  })
+
+  it('encodes <s> ... </s>, truncates, right-pads with <pad> and masks', () => {
+    const tok = new HashedWordTokenizer(100)
+    const e = encodeBatch(['a b c d e f', 'x', ''], 5, 100)
+    assert.equal(e.batch, 3)
+    assert.equal(e.seqLen, 5)
+    const [a, b, c, d] = tok.tokenize('a b c d')
+    assert.deepEqual([...e.inputIds.subarray(0, 5)], [0, a, b, c, 2])
+    void d
+    assert.deepEqual([...e.inputIds.subarray(5, 10)], [0, tok.wordId('x'), 2, 1, 1])
+    assert.deepEqual([...e.inputIds.subarray(10, 15)], [0, 2, 1, 1, 1])
+    assert.deepEqual([...e.attentionMask], [1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 0, 0])
+    // Pads to the longest row unless asked to pad to maxLen.
+    assert.equal(encodeBatch(['x'], 10, 100).seqLen, 3)
+    assert.equal(tok.encodeBatch(['x'], 10, { padToMaxLen: true }).seqLen, 10)
+    assert.throws(() => encodeBatch(['x'], 1, 100), /maxLen/)
+  })
+
+  it('computes RoBERTa position ids', () => {
+    const ids = new Int32Array([0, 5, 6, 2, 1, 1, 0, 2, 1, 1, 1, 1])
+    assert.deepEqual([...positionIds(ids, 2, 6, 1)], [2, 3, 4, 5, 1, 1, 2, 3, 1, 1, 1, 1])
+  })
+})
+
+describe('model: backend and encoder (wasm)', function () {
+  this.timeout(60_000)
+  const config = builtinModelConfig()
+
+  before(async () => {
+    await activateBackend('wasm')
+  })
+
+  it('selectBackend picks the best available backend once', async () => {
+    const first = await selectBackend({ prefer: 'auto' })
+    assert.ok(['tensorflow', 'wasm', 'cpu'].includes(first.name))
+    if (first.name !== 'tensorflow') assert.deepEqual(first.tried.map((t) => t.name).slice(0, 2), ['tensorflow-gpu', 'tensorflow'])
+    assert.equal(await selectBackend({ prefer: 'cpu' }), first)
+    await activateBackend('wasm')
+  })
+
+  it('the explicit-transpose BatchMatMul matches the original kernel for all transpose flags', () => {
+    assert.equal(tf.getBackend(), 'wasm')
+    const rng = Rng.fromSeed('matmul')
+    const rand = (shape: number[]): tf.Tensor => {
+      const n = shape.reduce((p, d) => p * d, 1)
+      return tf.tensor(Float32Array.from({ length: n }, () => rng.normalApprox()), shape)
+    }
+    const before = tf.memory().numTensors
+    for (const [ta, tb] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+      for (const batch of [[], [3], [2, 3]]) {
+        const [M, K, N] = [5, 7, 4]
+        const a = rand([...batch, ...(ta ? [K, M] : [M, K])])
+        const b = rand([...batch, ...(tb ? [N, K] : [K, N])])
+        setWasmBatchMatMulFix(false)
+        const ref = tf.matMul(a, b, ta, tb)
+        setWasmBatchMatMulFix(true)
+        const got = tf.matMul(a, b, ta, tb)
+        assert.deepEqual(got.shape, [...batch, M, N])
+        assert.deepEqual(got.shape, ref.shape)
+        const g = got.dataSync()
+        const r = ref.dataSync()
+        for (let i = 0; i < r.length; i++) assert.ok(Math.abs(g[i] - r[i]) < 1e-4, `ta=${ta} tb=${tb} batch=[${batch}] at ${i}`)
+        tf.dispose([a, b, ref, got])
+      }
+    }
+    assert.equal(tf.memory().numTensors, before)
+  })
+
+  it('UnsortedSegmentSum on wasm sums rows into segments (gradient of gather)', async () => {
+    const x = tf.tensor2d([1, 2, 3, 4, 5, 6, 7, 8], [4, 2])
+    const ids = tf.tensor1d([2, 0, 2, 9], 'int32') // 9 is out of range: dropped
+    const s = tf.unsortedSegmentSum(x, ids, 3)
+    assert.deepEqual(Array.from(await s.data()), [3, 4, 0, 0, 6, 8])
+    // And through autodiff of an embedding lookup.
+    const table = tf.variable(tf.zeros([5, 2]))
+    const g = tf.grad((t: tf.Tensor) => tf.sum(tf.gather(t, tf.tensor1d([1, 3, 1], 'int32'))))(table)
+    assert.deepEqual(Array.from(await g.data()), [0, 0, 2, 2, 0, 0, 1, 1, 0, 0])
+    tf.dispose([x, ids, s, table, g])
+  })
+
+  it('encoder returns [B,T,H] and pooled [B,H]; padding does not change real tokens', () => {
+    const w = toWeights(initBody(config, 'enc'), initHead(config, 3, 'enc'))
+    try {
+      const tok = new HashedWordTokenizer(config.vocab_size)
+      const texts = ['the quick brown fox', 'jumps']
+      const short = tok.encodeBatch(texts, 64)
+      const long = tok.encodeBatch(texts, 64, { padToMaxLen: true })
+      const H = config.hidden_size
+      tf.tidy(() => {
+        const a = encoderForward(config, w, short)
+        const b = encoderForward(config, w, long)
+        assert.deepEqual(a.lastHiddenState.shape, [2, short.seqLen, H])
+        assert.deepEqual(b.lastHiddenState.shape, [2, 64, H])
+        assert.deepEqual(a.pooled!.shape, [2, H])
+        const ah = a.lastHiddenState.arraySync()
+        const bh = b.lastHiddenState.arraySync()
+        for (let r = 0; r < 2; r++) {
+          // The shorter row is padded within `short` too: its real tokens must not see the padding.
+          const real = short.attentionMask.subarray(r * short.seqLen, (r + 1) * short.seqLen).reduce((p, m) => p + m, 0)
+          for (let t = 0; t < real; t++) {
+            for (let h = 0; h < H; h++) assert.ok(Math.abs(ah[r][t][h] - bh[r][t][h]) < 1e-5, `row ${r} token ${t}`)
+          }
+        }
+        // A row alone equals the same row in a batch with a longer neighbour.
+        const alone = encoderForward(config, w, tok.encodeBatch(['jumps'], 64)).lastHiddenState.arraySync()
+        for (let h = 0; h < H; h++) assert.ok(Math.abs(alone[0][0][h] - ah[1][0][h]) < 1e-5)
+        const logits = classifierForward(config, w, a.lastHiddenState)
+        assert.deepEqual(logits.shape, [2, 3])
+        assert.ok(Array.from(logits.dataSync()).every(Number.isFinite))
+      })
+    } finally {
+      for (const t of w.values()) t.dispose()
+    }
+  })
+
+  it('refuses unsupported configs and too-long sequences', () => {
+    const w: Weights = new Map()
+    const batch = encodeBatch(['a'], 8, config.vocab_size)
+    const bad = { ...builtinModelConfig(), position_embedding_type: 'relative_key' } as ModelConfig
+    assert.throws(() => encoderForward(bad, w, batch), /unsupported model config: position_embedding_type/)
+    const dec = { ...builtinModelConfig(), is_decoder: true } as ModelConfig
+    assert.throws(() => encoderForward(dec, w, batch), /is_decoder/)
+    const tooLong = encodeBatch(['a'], 65, config.vocab_size)
+    tooLong.seqLen = 65
+    tooLong.inputIds = new Int32Array(65).fill(5)
+    tooLong.attentionMask = new Int32Array(65).fill(1)
+    assert.throws(() => encoderForward(config, w, tooLong), /exceeds/)
+  })
+})
