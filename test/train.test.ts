@@ -127,6 +127,24 @@ describe('train: fineTune and evaluate (wasm)', function () {
     assert.equal(tf.memory().numTensors, before)
   })
 
+  it('follows the same loss trajectory on the cpu backend (kernel patches agree)', async () => {
+    const body = initBody(config, 'xb')
+    const head = initHead(config, 2, 'xb')
+    const run = async (): Promise<number[]> => {
+      const losses: number[] = []
+      await fineTune({ config, body, head, examples: train, numLabels: 2, steps: 3, batchSize: 8, lr: 1e-3, seed: 'xb', maxLen: 12, onStep: (_s, _t, l) => losses.push(l) })
+      return losses
+    }
+    const onWasm = await run()
+    await activateBackend('cpu')
+    try {
+      const onCpu = await run()
+      for (let i = 0; i < 3; i++) assert.ok(Math.abs(onWasm[i] - onCpu[i]) < 1e-4, `step ${i + 1}: wasm ${onWasm[i]} cpu ${onCpu[i]}`)
+    } finally {
+      await activateBackend('wasm')
+    }
+  })
+
   it('rejects bad inputs clearly', async () => {
     const body = initBody(config, 'bad')
     const head = initHead(config, 2, 'bad')

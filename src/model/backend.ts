@@ -10,11 +10,14 @@ import { ensureGradients } from './gradients.js'
  * is installed, then native CPU (`@tensorflow/tfjs-node`), then WebAssembly, then plain JS.
  * The native packages are optional (their install downloads libtensorflow, which fails on
  * some machines), so they are imported by a computed name that tsc does not resolve.
- * On wasm two kernels are patched: BatchMatMul (transposed variants are ~10x slower than an
- * explicit Transpose + plain product, see DESIGN.md) and UnsortedSegmentSum (missing: it is
- * the gradient of tf.gather, i.e. of every embedding lookup); Identity shares data instead of
- * copying it. On cpu, UnsortedSegmentSum is
- * replaced by a linear-time one.
+ *
+ * Kernel patches, each measured on the built-in model's training step:
+ * - wasm BatchMatMul: transposed variants (every matMul gradient) are ~10x slower than an
+ *   explicit Transpose followed by a plain product (DESIGN.md), so transpose first;
+ * - wasm UnsortedSegmentSum: missing, and it is the gradient of tf.gather (embedding lookups);
+ * - wasm Identity: copies; tensors are immutable, so share the data by reference count;
+ * - wasm GatherV2: generic strided loop; an axis-0 gather (embedding lookup) is row copies;
+ * - cpu UnsortedSegmentSum: one masked sum per segment (seconds per step); made linear.
  */
 
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu'
@@ -48,16 +51,23 @@ export function selectBackend(opts: { prefer?: BackendPreference; log?: Logger }
     if (prefer !== selectionPrefer) {
       opts.log?.warn({ prefer, selected: selectionPrefer }, 'tensorflow.js backend already selected; ignoring the new preference')
     }
-    return selection
+    // Same result, and make sure it is still the active backend (a benchmark may have switched).
+    return selection.then(async (result) => {
+      if (tf.getBackend() !== result.name) await setOrThrow(result.name)
+      return result
+    })
   }
   selectionPrefer = prefer
-  selection = runChain(prefer, opts.log)
+  const attempt = runChain(prefer, opts.log)
+  selection = attempt
   // A failed selection (nothing works) may be retried, e.g. after the user fixes the install.
-  selection.catch(() => {
-    selection = undefined
-    selectionPrefer = undefined
+  attempt.catch(() => {
+    if (selection === attempt) {
+      selection = undefined
+      selectionPrefer = undefined
+    }
   })
-  return selection
+  return attempt
 }
 
 async function runChain(prefer: BackendPreference, log?: Logger): Promise<BackendSelection> {
@@ -220,6 +230,27 @@ export function patchWasmKernels(): void {
       return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype }
     },
   })
+  // GatherV2 on wasm computes every element's address with generic strides (~70 ns per value
+  // here, 2 ms for one embedding lookup of the built-in model); row gathers along axis 0, the
+  // embedding case, are plain row copies.
+  const gather = tf.getKernel(tf.GatherV2, 'wasm')
+  if (gather) {
+    const gatherFunc = gather.kernelFunc
+    tf.unregisterKernel(tf.GatherV2, 'wasm')
+    tf.registerKernel({
+      kernelName: tf.GatherV2,
+      backendName: 'wasm',
+      setupFunc: gather.setupFunc,
+      disposeFunc: gather.disposeFunc,
+      kernelFunc: (args) => {
+        const { x, indices } = args.inputs as { x: tf.TensorInfo; indices: tf.TensorInfo }
+        const { axis, batchDims } = args.attrs as unknown as { axis: number; batchDims: number }
+        const rowGather = (axis === 0 || axis === -x.shape.length) && !batchDims && x.shape.length >= 1
+        if (!rowGather || (x.dtype !== 'float32' && x.dtype !== 'int32') || indices.dtype !== 'int32') return gatherFunc(args)
+        return gatherRowsWasm(args.backend as BackendWasm, x, indices)
+      },
+    })
+  }
   if (!tf.getKernel(tf.UnsortedSegmentSum, 'wasm')) {
     tf.registerKernel({ kernelName: tf.UnsortedSegmentSum, backendName: 'wasm', kernelFunc: unsortedSegmentSumWasm })
   }
@@ -272,6 +303,26 @@ function unsortedSegmentSumWasm(args: { inputs: tf.NamedTensorInfoMap; backend: 
   // Take heap views after the allocation: growing the heap detaches earlier views.
   const o = backend.typedArrayFromHeap(out) as Float32Array | Int32Array
   segmentSumInto(o, backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(segmentIds), numSegments, inner)
+  return out
+}
+
+function gatherRowsWasm(backend: BackendWasm, x: tf.TensorInfo, indices: tf.TensorInfo): tf.TensorInfo {
+  const rows = x.shape[0]
+  const inner = x.shape.slice(1)
+  const width = inner.reduce((p, d) => p * d, 1)
+  const out = backend.makeOutput([...indices.shape, ...inner], x.dtype)
+  // Views after the allocation: growing the heap detaches earlier views.
+  const o = backend.typedArrayFromHeap(out) as Float32Array | Int32Array
+  const xv = backend.typedArrayFromHeap(x) as Float32Array | Int32Array
+  const ids = backend.typedArrayFromHeap(indices) as Int32Array
+  for (let i = 0; i < ids.length; i++) {
+    const r = ids[i]
+    if (!(r >= 0 && r < rows)) {
+      backend.disposeData(out.dataId)
+      throw new Error(`GatherV2: the index value ${r} is not in [0, ${rows - 1}]`)
+    }
+    o.set(xv.subarray(r * width, (r + 1) * width), i * width)
+  }
   return out
 }
 

@@ -120,14 +120,16 @@ const layerNormOps = new Map<number, (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) 
 function layerNormOp(eps: number): (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.Tensor {
   let op = layerNormOps.get(eps)
   if (!op) {
-    op = tf.customGrad((x: tf.Tensor, g: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [x, g, b] = args as tf.Tensor[]
+      const save = args[3] as tf.GradSaveFunc
       const xc = tf.sub(x, tf.mean(x, -1, true))
       const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(xc), -1, true), eps))
       const xhat = tf.mul(xc, rstd)
       save([xhat, rstd, g])
       return {
         value: tf.add(tf.mul(xhat, g), b),
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
           const [xh, rs, gamma] = saved
           const d = dy as tf.Tensor2D
           const dxhat = tf.mul(d, gamma)

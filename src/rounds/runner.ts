@@ -98,6 +98,7 @@ export class RoundRunner {
   }
 
   onGossip(msg: GossipMessage, from: string): void {
+    this.d.log.debug({ type: msg.type, round: msg.round, from }, 'gossip received')
     switch (msg.type) {
       case 'announce':
         this.book.addAnnounce(msg.round, msg.base, { id: msg.deltaId, peer: from, examples: msg.examples }, msg.size, from)
@@ -172,31 +173,29 @@ export class RoundRunner {
     this.setPhase('collecting')
     const collectDeadline = Date.now() + def.rounds.collectTimeoutSec * 1000
     let stalledLogged = false
+    const enough = (): boolean => this.heldDeltas(round, base).length >= def.rounds.minContributors
     while (true) {
       const ready = await this.waker.until(() => {
         this.fetchMissing(round, base, signal)
-        return this.collectComplete(round, base)
+        return enough() && this.collectComplete(round, base)
       }, { deadline: collectDeadline, signal, pollMs: 250 })
       this.checkSwitch()
-      const have = this.heldDeltas(round, base)
-      if (ready && have.length >= def.rounds.minContributors) break
-      if (Date.now() >= collectDeadline) {
-        if (have.length >= def.rounds.minContributors) {
-          rlog.warn({ have: have.length, members: this.d.gossip.members().length + 1 }, 'collect deadline: closing with the deltas at hand')
-          break
-        }
-        if (!stalledLogged) {
-          rlog.warn({ have: have.length, min: def.rounds.minContributors }, 'round stalled: fewer contributors than the swarm minimum; waiting for more (the base does not change until enough arrive)')
-          this.setPhase('stalled')
-          stalledLogged = true
-        }
-        await this.waker.until(() => {
-          this.fetchMissing(round, base, signal)
-          return this.heldDeltas(round, base).length >= def.rounds.minContributors
-        }, { signal, pollMs: 1000, deadline: Date.now() + 5000 })
-        this.maybeForkSwitch(round, base)
-        this.checkSwitch()
+      if (ready) break
+      if (enough()) {
+        rlog.warn({ have: this.heldDeltas(round, base).length, members: this.d.gossip.members().length + 1 }, 'collect deadline: closing with the deltas at hand')
+        break
       }
+      if (!stalledLogged) {
+        rlog.warn({ have: this.heldDeltas(round, base).length, min: def.rounds.minContributors }, 'round stalled: fewer contributors than the swarm minimum; waiting for more (the base does not change until enough arrive)')
+        this.setPhase('stalled')
+        stalledLogged = true
+      }
+      await this.waker.until(() => {
+        this.fetchMissing(round, base, signal)
+        return enough()
+      }, { signal, pollMs: 1000, deadline: Date.now() + 5000 })
+      this.maybeForkSwitch(round, base)
+      this.checkSwitch()
     }
     this.maybeForkSwitch(round, base)
     this.checkSwitch()
@@ -331,6 +330,7 @@ export class RoundRunner {
       return
     }
     for (const peer of providers.filter((p) => p !== this.d.peerId)) {
+      log.debug({ deltaId: id.slice(0, 12), from: peer }, 'fetching delta')
       try {
         const started = Date.now()
         const bytes = await this.d.content.fetch(peer, 'delta', id, def.rounds.maxDeltaBytes, AbortSignal.any([signal, AbortSignal.timeout(60_000)]))

@@ -41,17 +41,25 @@ export class Adam {
     const stepSize = lr / bc1
     const invSqrtBc2 = 1 / Math.sqrt(bc2)
     tf.tidy(() => {
+      // Scalars once per step, not once per variable and use.
+      const b1 = tf.scalar(this.beta1)
+      const c1 = tf.scalar(1 - this.beta1)
+      const b2 = tf.scalar(this.beta2)
+      const c2 = tf.scalar(1 - this.beta2)
+      const inv = tf.scalar(invSqrtBc2)
+      const eps = tf.scalar(this.eps)
+      const step = tf.scalar(stepSize)
       for (const [name, g] of Object.entries(grads)) {
         const x = this.vars.get(name)
         if (!x || !g) continue
         const m = this.m.get(name)!
         const v = this.v.get(name)!
-        const m2 = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1))
-        const v2 = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2))
-        const denom = tf.add(tf.mul(tf.sqrt(v2), invSqrtBc2), this.eps)
+        const m2 = tf.add(tf.mul(m, b1), tf.mul(g, c1))
+        const v2 = tf.add(tf.mul(v, b2), tf.mul(tf.square(g), c2))
+        const denom = tf.add(tf.mul(tf.sqrt(v2), inv), eps)
         m.assign(m2)
         v.assign(v2)
-        x.assign(tf.sub(x, tf.mul(tf.div(m2, denom), stepSize)))
+        x.assign(tf.sub(x, tf.mul(tf.div(m2, denom), step)))
       }
     })
   }
