@@ -11,24 +11,29 @@ import { sha256Hex } from '../src/util/hash.js'
 import { silentLogger } from '../src/util/log.js'
 import { makeSwarmHomes } from './helpers/swarm-fixture.js'
 
+/** Run in-process daemons on these homes until all have committed `rounds`, then stop them. */
+async function runDaemons(homes: string[], rounds: number): Promise<void> {
+  const daemons = await Promise.all(homes.map(async (home) => new Daemon({ home, config: await loadNodeConfig(new HomeLayout(home).config), log: silentLogger(), maxRounds: rounds })))
+  const runs = daemons.map((d) => d.run())
+  const failed = Promise.race(runs.map((p) => p.then(() => { throw new Error('a daemon stopped early') })))
+  const done = (async () => {
+    while (!daemons.every((d) => d.status?.round >= rounds)) await new Promise((r) => setTimeout(r, 200))
+  })()
+  try {
+    await Promise.race([done, failed])
+  } finally {
+    for (const d of daemons) d.stop('test finished')
+    await Promise.allSettled(runs)
+  }
+}
+
 describe('a swarm of 3 real libp2p nodes (in one process, TCP on loopback)', function () {
   this.timeout(300_000)
 
-  it('runs 2 rounds and every node commits the same bases and contributor sets', async () => {
+  it('runs 2 rounds, every node commits the same bases and contributor sets, and resumes after a restart', async () => {
     const ROUNDS = 2
     const { def, nodes } = await makeSwarmHomes(3, { seed: 'swarm-test', stepsPerRound: 4, batchSize: 8, minContributors: 2, collectTimeoutSec: 60, voteTimeoutSec: 10 })
-    const daemons = await Promise.all(nodes.map(async (n) => new Daemon({ home: n.home, config: await loadNodeConfig(new HomeLayout(n.home).config), log: silentLogger(), maxRounds: ROUNDS })))
-    const runs = daemons.map((d) => d.run())
-    const failed = Promise.race(runs.map((p) => p.then(() => { throw new Error('a daemon stopped early') })))
-    const done = (async () => {
-      while (!daemons.every((d) => d.status?.round >= ROUNDS)) await new Promise((r) => setTimeout(r, 200))
-    })()
-    try {
-      await Promise.race([done, failed])
-    } finally {
-      for (const d of daemons) d.stop('test finished')
-      await Promise.allSettled(runs)
-    }
+    await runDaemons(nodes.map((n) => n.home), ROUNDS)
 
     const ledgers = await Promise.all(nodes.map((n) => Ledger.open(new HomeLayout(n.home).ledger, def.model.base.hash)))
     const chains = ledgers.map((l) => l.chain().map((e) => ({ round: e.round, parent: e.parent, hash: e.hash, deltas: e.deltas.map((d) => d.id) })))
@@ -48,5 +53,15 @@ describe('a swarm of 3 real libp2p nodes (in one process, TCP on loopback)', fun
     // The checkpoint file is exactly the hashed bytes.
     const last = ledgers[2].head()!
     assert.equal(sha256Hex(await readFile(new ContentStore(new HomeLayout(nodes[2].home).checkpoints, 'safetensors').path(last.hash))), last.hash)
+
+    // Restarted from their homes, the nodes resume where they were and keep agreeing.
+    await runDaemons(nodes.map((n) => n.home), ROUNDS + 1)
+    const after = await Promise.all(nodes.map((n) => Ledger.open(new HomeLayout(n.home).ledger, def.model.base.hash)))
+    for (const l of after) {
+      assert.equal(l.headRound(), ROUNDS + 1)
+      assert.equal(l.chain()[ROUNDS - 1].hash, chains[0][ROUNDS - 1].hash)
+      assert.equal(l.head()!.parent, chains[0][ROUNDS - 1].hash)
+      assert.equal(l.headHash(), after[0].headHash())
+    }
   })
 })

@@ -155,7 +155,16 @@ export class RoundRunner {
     // 1. Train locally on the current base.
     this.setPhase('training')
     rlog.info('round started: training on local data')
-    const trained = await this.d.trainer.train(this.base, round, (step, total) => this.updateStatus({ progress: { step, total } }), signal)
+    let logged = 0
+    const trained = await this.d.trainer.train(this.base, round, (step, total) => {
+      this.updateStatus({ progress: { step, total } })
+      // Progress in the log at each quarter, for nodes run without a terminal.
+      const quarter = Math.floor((4 * step) / total)
+      if (quarter > logged) {
+        logged = quarter
+        rlog.info({ step, total }, 'training')
+      }
+    }, signal)
     this.checkSwitch()
     const delta = subtractBody(trained.body, this.base)
     const payload = this.d.fusion.encodeDelta(delta, { round, baseHash: base, examples: trained.examples })
