@@ -10,17 +10,10 @@ import { decodeDelta, encodeDelta, type CodecSettings, type DeltaMeta } from '..
 import { DeltaRejectedError, fuseRound, hashTensors, type DeltaInput } from '../src/fusion/index.js'
 import { encodeSafetensors } from '../src/model/safetensors.js'
 import { cloneTensors, type TensorMap } from '../src/model/tensors.js'
+import { mulberry32 } from '../src/data/rng.js'
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+// A seeded PRNG, so every run (and machine) sees the same cases.
+const rng = mulberry32
 
 const SHAPES: Record<string, number[]> = {
   'embeddings.word_embeddings.weight': [300, 64],
