@@ -21,9 +21,14 @@ describe('agreement rules', () => {
     assert.deepEqual(missingVoters(u1, new Set([P1])), [P2])
   })
 
-  it('fork choice: most supporters, then lowest hash', () => {
-    assert.equal(chooseFork([{ base: 'b', supporters: 2 }, { base: 'a', supporters: 1 }])?.base, 'b')
-    assert.equal(chooseFork([{ base: 'b', supporters: 2 }, { base: 'a', supporters: 2 }])?.base, 'a')
+  it('fork choice: most advanced round, then most supporters, then lowest hash', () => {
+    assert.equal(chooseFork([{ round: 3, base: 'b', supporters: 2 }, { round: 3, base: 'a', supporters: 1 }])?.base, 'b')
+    assert.equal(chooseFork([{ round: 3, base: 'b', supporters: 2 }, { round: 3, base: 'a', supporters: 2 }])?.base, 'a')
+    assert.equal(chooseFork([{ round: 3, base: 'b', supporters: 5 }, { round: 4, base: 'c', supporters: 1 }])?.base, 'c')
+    // The order candidates are seen in does not matter.
+    const cs = [{ round: 2, base: 'x', supporters: 1 }, { round: 2, base: 'w', supporters: 1 }, { round: 1, base: 'a', supporters: 9 }]
+    assert.equal(chooseFork(cs)?.base, 'w')
+    assert.equal(chooseFork([...cs].reverse())?.base, 'w')
     assert.equal(chooseFork([]), undefined)
   })
 

@@ -17,12 +17,20 @@ import { CODEC_ID_PATTERN, codecIds, getCodec } from './registry.js'
  *   11+L+H   body: one codec section per tensor, in header order, byte lengths as in the header
  *   end-8    checksum: the first 8 bytes of sha256 over everything before it
  *
+ * Format 2 (codecs with `layoutDigest`) differs only in the header, which names the tensors by
+ * the digest of their layout instead of listing them:
+ *                  {"layout":layoutDigest(names, shapes),"meta":{..},"params":{..},"sizes":[bytes,..]}
+ * so a reader needs the expected layout (DecodeExpect.layout; fusion and validation always
+ * have it: the base). Format 1 payloads stay readable and are still written by f32 and q8-block.
+ *
  * Decoding trusts nothing: every path throws PayloadError (with a `reason`), never anything else.
  * The header must be byte-for-byte canonical, so one delta has exactly one valid encoding.
  */
 
 export const DELTA_MAGIC = 'CFDL'
-export const DELTA_FORMAT_VERSION = 1
+/** The newest container format; every format in DELTA_FORMAT_VERSIONS is read. */
+export const DELTA_FORMAT_VERSION = 2
+export const DELTA_FORMAT_VERSIONS: readonly number[] = [1, 2]
 const MAGIC = new TextEncoder().encode(DELTA_MAGIC)
 const CHECKSUM_BYTES = 8
 const MIN_PAYLOAD = 4 + 2 + 1 + 1 + 4 + 2 + CHECKSUM_BYTES
@@ -81,14 +89,33 @@ function fail(message: string, reason: string): never {
   throw new PayloadError(`delta payload: ${message}`, reason)
 }
 
-function canonicalHeader(meta: DeltaMeta, params: CodecParams, entries: readonly { name: string; shape: readonly number[]; bytes: number }[]): string {
+function sortedParams(params: CodecParams): Record<string, number> {
   const p: Record<string, number> = {}
   for (const k of Object.keys(params).sort()) p[k] = params[k]
+  return p
+}
+
+function canonicalHeader(meta: DeltaMeta, params: CodecParams, entries: readonly { name: string; shape: readonly number[]; bytes: number }[]): string {
   return JSON.stringify({
     meta: { round: meta.round, baseHash: meta.baseHash, examples: meta.examples },
-    params: p,
+    params: sortedParams(params),
     tensors: entries.map((e) => ({ name: e.name, shape: e.shape, bytes: e.bytes })),
   })
+}
+
+function canonicalHeaderV2(meta: DeltaMeta, params: CodecParams, layout: string, entries: readonly { bytes: number }[]): string {
+  return JSON.stringify({
+    layout,
+    meta: { round: meta.round, baseHash: meta.baseHash, examples: meta.examples },
+    params: sortedParams(params),
+    sizes: entries.map((e) => e.bytes),
+  })
+}
+
+/** sha256 hex of the sorted tensor names and shapes: what a format-2 header names. */
+export function layoutDigest(layout: Layout): string {
+  const list = [...layout.keys()].sort().map((name) => [name, [...layout.get(name)!.shape]])
+  return sha256Hex(new TextEncoder().encode(`coldfusion-layout-v1\n${JSON.stringify(list)}`))
 }
 
 function checksum(bytes: Uint8Array): Uint8Array {
@@ -130,7 +157,8 @@ export function encodeDelta(delta: TensorMap, settings: CodecSettings, meta: Del
     return { name, shape, bytes: sections[i].length }
   })
   const idBytes = new TextEncoder().encode(codec.id)
-  const header = new TextEncoder().encode(canonicalHeader(meta, params, entries))
+  const version = codec.layoutDigest ? 2 : 1
+  const header = new TextEncoder().encode(version === 2 ? canonicalHeaderV2(meta, params, layoutDigest(delta), entries) : canonicalHeader(meta, params, entries))
   const bodyLen = sections.reduce((a, s) => a + s.length, 0)
   const total = 4 + 2 + 1 + idBytes.length + 4 + header.length + bodyLen + CHECKSUM_BYTES
   const out = new Uint8Array(total)
@@ -138,7 +166,7 @@ export function encodeDelta(delta: TensorMap, settings: CodecSettings, meta: Del
   let pos = 0
   out.set(MAGIC, pos)
   pos += 4
-  dv.setUint16(pos, DELTA_FORMAT_VERSION, true)
+  dv.setUint16(pos, version, true)
   pos += 2
   dv.setUint8(pos, idBytes.length)
   pos += 1
@@ -188,7 +216,7 @@ function openUnchecked(payload: Uint8Array, expect: DecodeExpect): DeltaReader {
   for (let i = 0; i < 4; i++) if (payload[i] !== MAGIC[i]) fail(`bad magic (not a CFDL delta)`, 'bad-magic')
   const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
   const version = dv.getUint16(4, true)
-  if (version !== DELTA_FORMAT_VERSION) fail(`format version ${version} is not supported (this build reads ${DELTA_FORMAT_VERSION})`, 'unsupported-version')
+  if (!DELTA_FORMAT_VERSIONS.includes(version)) fail(`format version ${version} is not supported (this build reads ${DELTA_FORMAT_VERSIONS.join(' and ')})`, 'unsupported-version')
   const idLen = payload[6]
   if (idLen < 1 || idLen > 32) fail(`codec id length ${idLen} is out of range`, 'malformed')
   const headerLenPos = 7 + idLen
@@ -215,13 +243,14 @@ function openUnchecked(payload: Uint8Array, expect: DecodeExpect): DeltaReader {
   let parsed: ReturnType<typeof parseHeader>
   try {
     headerText = utf8.decode(payload.subarray(headerPos, bodyPos))
-    parsed = parseHeader(headerText, expect.maxValues ?? DEFAULT_MAX_VALUES)
+    const maxValues = expect.maxValues ?? DEFAULT_MAX_VALUES
+    parsed = version === 2 ? parseHeaderV2(headerText, expect.layout, maxValues) : parseHeader(headerText, maxValues)
   } catch (err) {
     // A corrupt header is most often plain corruption: say so when the checksum agrees.
     if (!checksumOk()) checksumFail()
     throw asPayloadError(err)
   }
-  const { meta, rawParams, entries } = parsed
+  const { meta, rawParams, entries, digest } = parsed
   let bodyLen = 0
   for (const e of entries) bodyLen += e.bytes
   const expected = bodyPos + bodyLen + CHECKSUM_BYTES
@@ -230,7 +259,8 @@ function openUnchecked(payload: Uint8Array, expect: DecodeExpect): DeltaReader {
   if (!checksumOk()) checksumFail()
 
   const params = codec.checkParams(rawParams)
-  if (canonicalHeader(meta, params, entries) !== headerText) fail('header is not in canonical form', 'non-canonical')
+  const canonical = digest === undefined ? canonicalHeader(meta, params, entries) : canonicalHeaderV2(meta, params, digest, entries)
+  if (canonical !== headerText) fail('header is not in canonical form', 'non-canonical')
   if (expect.round !== undefined && meta.round !== expect.round) fail(`made for round ${meta.round}, expected round ${expect.round}`, 'wrong-round')
   if (expect.baseHash !== undefined && meta.baseHash !== expect.baseHash) fail(`made against base ${meta.baseHash.slice(0, 12)}, expected ${expect.baseHash.slice(0, 12)}`, 'wrong-base')
   if (expect.layout) checkLayout(entries, expect.layout)
@@ -275,7 +305,16 @@ interface ParsedEntry {
   numel: number
 }
 
-function parseHeader(text: string, maxValues: number): { meta: DeltaMeta; rawParams: Record<string, unknown>; entries: ParsedEntry[] } {
+interface ParsedHeader {
+  meta: DeltaMeta
+  rawParams: Record<string, unknown>
+  entries: ParsedEntry[]
+  /** Format 2: the layout digest the header names. */
+  digest?: string
+}
+
+/** The JSON object, its meta and params, common to both formats. */
+function parseCommon(text: string, keysWanted: string): { h: Record<string, unknown>; meta: DeltaMeta; rawParams: Record<string, unknown> } {
   let h: unknown
   try {
     h = JSON.parse(text)
@@ -284,13 +323,41 @@ function parseHeader(text: string, maxValues: number): { meta: DeltaMeta; rawPar
   }
   if (!isPlainObject(h)) fail('header is not a JSON object', 'malformed')
   const keys = Object.keys(h).sort().join(',')
-  if (keys !== 'meta,params,tensors') fail(`header must have exactly meta, params, tensors (got ${keys.slice(0, 80)})`, 'malformed')
+  if (keys !== keysWanted) fail(`header must have exactly ${keysWanted.split(',').join(', ')} (got ${keys.slice(0, 80)})`, 'malformed')
   const m = h.meta
   if (!isPlainObject(m) || Object.keys(m).sort().join(',') !== 'baseHash,examples,round') fail('header meta must have exactly round, baseHash, examples', 'malformed')
   const meta = { round: m.round, baseHash: m.baseHash, examples: m.examples } as DeltaMeta
   const badMeta = checkMeta(meta)
   if (badMeta) fail(`header meta: ${badMeta}`, 'malformed')
   if (!isPlainObject(h.params)) fail('header params must be an object', 'malformed')
+  return { h, meta, rawParams: h.params }
+}
+
+function parseHeaderV2(text: string, layout: Layout | undefined, maxValues: number): ParsedHeader {
+  const { h, meta, rawParams } = parseCommon(text, 'layout,meta,params,sizes')
+  if (typeof h.layout !== 'string' || !isHex64(h.layout)) fail('header layout must be 64 lowercase hex characters', 'malformed')
+  if (!Array.isArray(h.sizes)) fail('header sizes must be an array', 'malformed')
+  // The digest is all a format-2 payload says about its tensors: the reader supplies them.
+  if (!layout) fail('a format-2 payload names its tensors by layout digest; decoding it needs the expected layout', 'layout-required')
+  if (h.layout !== layoutDigest(layout)) fail(`made for tensor layout ${h.layout.slice(0, 12)}, expected ${layoutDigest(layout).slice(0, 12)}`, 'layout-mismatch')
+  const names = [...layout.keys()].sort()
+  if (h.sizes.length !== names.length) fail(`header has ${h.sizes.length} sizes for ${names.length} tensors`, 'malformed')
+  const entries: ParsedEntry[] = []
+  let total = 0
+  names.forEach((name, i) => {
+    const shape = [...layout.get(name)!.shape]
+    const numel = shape.reduce((a, d) => a * d, 1)
+    const bytes = (h.sizes as unknown[])[i]
+    if (!isCount(bytes)) fail(`tensor ${name} has an invalid byte length`, 'malformed')
+    total += numel
+    if (total > maxValues) fail(`declares more than ${maxValues} values`, 'too-large')
+    entries.push({ name, shape, bytes, numel })
+  })
+  return { meta, rawParams, entries, digest: h.layout }
+}
+
+function parseHeader(text: string, maxValues: number): ParsedHeader {
+  const { h, meta, rawParams } = parseCommon(text, 'meta,params,tensors')
   if (!Array.isArray(h.tensors)) fail('header tensors must be an array', 'malformed')
   const entries: ParsedEntry[] = []
   let total = 0
@@ -313,7 +380,7 @@ function parseHeader(text: string, maxValues: number): { meta: DeltaMeta; rawPar
     if (total > maxValues) fail(`declares more than ${maxValues} values`, 'too-large')
     entries.push({ name, shape: shape as number[], bytes, numel })
   }
-  return { meta, rawParams: h.params, entries }
+  return { meta, rawParams, entries }
 }
 
 function checkLayout(entries: readonly ParsedEntry[], layout: Layout): void {

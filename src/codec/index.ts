@@ -2,14 +2,18 @@ export type { Codec, CodecParams, CodecSettings, DeltaMeta, EncodedSections } fr
 export { registerCodec, getCodec, codecIds } from './registry.js'
 export { f32Codec } from './f32.js'
 export { q8BlockCodec, DEFAULT_BLOCK_SIZE } from './q8block.js'
+export { q4BlockCodec, q1BlockCodec } from './dense.js'
+export { topkF32Codec, topkQ8Codec, topkQ4Codec, topkQ1Codec, DEFAULT_DENSITY_PPM } from './topk.js'
 export {
   encodeDelta,
   openDelta,
   decodeDelta,
   decodeDeltaInto,
   validateDelta,
+  layoutDigest,
   DELTA_MAGIC,
   DELTA_FORMAT_VERSION,
+  DELTA_FORMAT_VERSIONS,
   DEFAULT_MAX_VALUES,
   type DecodeExpect,
   type DeltaReader,
@@ -17,4 +21,4 @@ export {
   type Layout,
   type TensorEntry,
 } from './container.js'
-export { residual, addInto } from './feedback.js'
+export { residual, addInto, ErrorFeedback } from './feedback.js'

@@ -1,6 +1,8 @@
 import type { Codec } from './types.js'
 import { f32Codec } from './f32.js'
 import { q8BlockCodec } from './q8block.js'
+import { q1BlockCodec, q4BlockCodec } from './dense.js'
+import { topkF32Codec, topkQ1Codec, topkQ4Codec, topkQ8Codec } from './topk.js'
 
 /** Codecs by id. The id is written into every payload, so an id must never change meaning. */
 const codecs = new Map<string, Codec>()
@@ -22,5 +24,4 @@ export function codecIds(): string[] {
   return [...codecs.keys()].sort()
 }
 
-registerCodec(f32Codec)
-registerCodec(q8BlockCodec)
+for (const c of [f32Codec, q8BlockCodec, q4BlockCodec, q1BlockCodec, topkF32Codec, topkQ8Codec, topkQ4Codec, topkQ1Codec]) registerCodec(c)

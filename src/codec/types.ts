@@ -4,8 +4,7 @@ import type { TensorMap } from '../model/tensors.js'
  * Codec contracts. A codec turns a whole delta into one byte section per tensor (so it may choose
  * globally, e.g. a top-k across all tensors) but decodes one tensor at a time (so fusion can
  * stream). The container (container.ts) owns framing, metadata, checksums and validation;
- * codecs only own their section format. New codecs (top-k with error feedback, 4-bit, 1-bit)
- * go in their own file and are added with registerCodec (registry.ts).
+ * codecs only own their section format. Codecs are added with registerCodec (registry.ts).
  */
 
 /** Codec parameters as written in the payload header: a flat object of integers, keys sorted. */
@@ -14,8 +13,10 @@ export type CodecParams = Readonly<Record<string, number>>
 /** User-facing compression settings (from the swarm settings). */
 export interface CodecSettings {
   codec: string
-  /** q8-block: values per block (default DEFAULT_BLOCK_SIZE). */
+  /** Blockwise codecs (q8-block, q4-block, q1-block, topk-q*): values per block (default DEFAULT_BLOCK_SIZE). */
   blockSize?: number
+  /** topk-*: kept values per million (default DEFAULT_DENSITY_PPM). */
+  densityPpm?: number
 }
 
 /** What binds a payload to its round: carried in the header, covered by the checksum and the id. */
@@ -39,6 +40,12 @@ export interface EncodedSections {
 
 export interface Codec {
   readonly id: string
+  /**
+   * Write container format 2, whose header names the tensor layout by its digest instead of
+   * listing every name and shape (3 KB on the built-in model: a third of a 100x-compressed
+   * delta). The first codecs (f32, q8-block) keep format 1, so their payloads do not change.
+   */
+  readonly layoutDigest?: boolean
   /** Header params from user settings; throws RangeError on bad settings (a local mistake). */
   paramsFromSettings(settings: CodecSettings): CodecParams
   /** Validate params read from a payload; throws PayloadError (a remote, untrusted input). */

@@ -1,5 +1,6 @@
 import { readFile, unlink, mkdir } from 'node:fs/promises'
 import type { Logger } from '../util/log.js'
+import type { ConnectionGater } from '@libp2p/interface'
 import { writeFileAtomic } from '../util/atomic.js'
 import { UserError } from '../util/errors.js'
 import { HomeLayout } from '../store/home.js'
@@ -29,6 +30,10 @@ export interface DaemonOptions {
   log: Logger
   /** Stop taking part after this many committed rounds, and keep serving peers. */
   maxRounds?: number
+  /** Decides which peers may connect (see p2p/node.ts). */
+  connectionGater?: ConnectionGater
+  /** How long a starting node listens for the swarm before training (default 3 s). */
+  startupListenMs?: number
 }
 
 /**
@@ -83,9 +88,14 @@ export class Daemon {
       }
 
       const topics = swarmTopics(swarmId)
-      this.node = await createSwarmLibp2p({ privateKey: key, listen: config.listen, announce: config.announce, mdns: config.mdns })
+      this.node = await createSwarmLibp2p({ privateKey: key, listen: config.listen, announce: config.announce, mdns: config.mdns, connectionGater: this.o.connectionGater })
       const node = this.node
-      this.content = new ContentProtocol(node, topics.fetchProtocol, async (kind, id) => (kind === 'delta' ? deltas.get(id) : checkpoints.get(id)), log)
+      this.content = new ContentProtocol(node, topics.fetchProtocol, async (kind, id) => {
+        if (kind === 'delta') return deltas.get(id)
+        if (kind === 'checkpoint') return checkpoints.get(id)
+        const rec = ledger.recordFor(id)
+        return rec ? new TextEncoder().encode(JSON.stringify(rec)) : undefined
+      }, log)
       await this.content.start()
       this.gossip = new SwarmGossip(node, topics, swarmId, log)
       this.keeper = new PeerKeeper(node, config.bootstrap, log)
@@ -96,7 +106,7 @@ export class Daemon {
       await trainer.init()
       const runner = new RoundRunner({
         def, swarmId, peerId, ledger, checkpoints, deltas, gossip: this.gossip, content: this.content, keeper: this.keeper,
-        trainer, fusion: fusionPorts(def, layoutBase), status: this.status, log, maxRounds: this.o.maxRounds, myAddrs: addrs,
+        trainer, fusion: fusionPorts(def, layoutBase), status: this.status, log, maxRounds: this.o.maxRounds, myAddrs: addrs, startupListenMs: this.o.startupListenMs,
       })
       await runner.init()
       this.gossip.start((msg, from) => runner.onGossip(msg, from))
@@ -114,6 +124,11 @@ export class Daemon {
     } finally {
       await this.shutdown()
     }
+  }
+
+  /** The libp2p host, once started (for tests that cut links). */
+  get libp2p(): SwarmLibp2p | undefined {
+    return this.node
   }
 
   /** Ask the node to stop (SIGINT/SIGTERM): the round loop ends, then everything closes. */

@@ -77,7 +77,7 @@ export class PeerKeeper {
         this.log.info({ peer }, 'connected to peer')
         this.backoff.delete(peer)
       } catch (err) {
-        const delay = Math.min(b.delay * 2, 30_000)
+        const delay = Math.min(b.delay * 2, 10_000)
         this.backoff.set(peer, { next: now + b.delay, delay })
         this.log.debug({ peer, err: (err as Error).message }, 'dial failed, will retry')
       }

@@ -5,7 +5,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { mdns } from '@libp2p/mdns'
 import { gossipsub, type GossipsubEvents } from '@chainsafe/libp2p-gossipsub'
-import type { PrivateKey, PubSub } from '@libp2p/interface'
+import type { ConnectionGater, PrivateKey, PubSub } from '@libp2p/interface'
 
 export type SwarmLibp2p = Libp2p<{ identify: ReturnType<ReturnType<typeof identify>>; pubsub: PubSub<GossipsubEvents> }>
 
@@ -14,6 +14,8 @@ export interface Libp2pOptions {
   listen: string[]
   announce: string[]
   mdns: boolean
+  /** Decides which peers may connect (allowlists, tests that cut links). */
+  connectionGater?: ConnectionGater
 }
 
 /** The libp2p host: TCP, noise, yamux, identify, gossipsub (signed messages), optional mDNS. */
@@ -21,6 +23,7 @@ export async function createSwarmLibp2p(opts: Libp2pOptions): Promise<SwarmLibp2
   const node = await createLibp2p({
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen, announce: opts.announce },
+    connectionGater: opts.connectionGater,
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],

@@ -8,9 +8,10 @@ import type { Contribution } from '../store/ledger.js'
  * restricted to deltas it could fetch and verify. A node waits for a vote from every contributor
  * in that union (or the vote deadline), so with working gossip every node fuses the same set.
  *
- * Fork choice: if nodes still end a round on different bases, the next round shows it: the base
- * with the most distinct peers announcing on it wins, ties broken by the lowest hash. A node on
- * a losing base verifies the winner by recomputing it from its lineage record and switches.
+ * Fork choice: if nodes still end a round on different bases, the next round shows it, since
+ * announcements and commits name their base. The base of the most advanced round wins, then the
+ * one with the most distinct supporters, ties broken by the lowest hash. A node on a losing base
+ * fetches the winner's lineage, recomputes and verifies every round, and switches (sync.ts).
  */
 
 export function unionOfVotes(votes: Iterable<Contribution[]>): Contribution[] {
@@ -27,15 +28,18 @@ export function missingVoters(union: Contribution[], voters: Set<string>): strin
 }
 
 export interface ForkCandidate {
+  /** The round being built on `base`. */
+  round: number
   base: string
   supporters: number
 }
 
-/** The winning base among candidates: most supporters, then lowest hash. */
-export function chooseFork(candidates: ForkCandidate[]): ForkCandidate | undefined {
-  let best: ForkCandidate | undefined
+/** The fork-choice winner: the most advanced round, then the most supporters, then the lowest hash. */
+export function chooseFork<T extends ForkCandidate>(candidates: Iterable<T>): T | undefined {
+  let best: T | undefined
   for (const c of candidates) {
-    if (!best || c.supporters > best.supporters || (c.supporters === best.supporters && c.base < best.base)) best = c
+    if (c.supporters <= 0) continue
+    if (!best || c.round > best.round || (c.round === best.round && (c.supporters > best.supporters || (c.supporters === best.supporters && c.base < best.base)))) best = c
   }
   return best
 }

@@ -26,15 +26,20 @@ export class RoundBook {
   private readonly views = new Map<string, RoundView>()
   private readonly byRound = new Map<number, Set<string>>()
 
-  constructor(private readonly maxBasesPerRound = 16) {}
+  constructor(private readonly maxBasesPerRound = 16, private readonly maxRounds = 64) {}
+
+  /** Rounds with any record, ascending. */
+  rounds(): number[] {
+    return [...this.byRound.keys()].sort((a, b) => a - b)
+  }
 
   view(round: number, base: string): RoundView {
     const k = key(round, base)
     let v = this.views.get(k)
     if (!v) {
       const bases = this.byRound.get(round) ?? new Set()
-      // Bound the state a flood of fabricated bases can create; extra bases share a scratch view.
-      if (bases.size >= this.maxBasesPerRound) return { deltas: new Map(), announcers: new Set(), votes: new Map(), commits: new Map() }
+      // Bound the state a flood of fabricated rounds or bases can create; extras get a scratch view.
+      if (bases.size >= this.maxBasesPerRound || (!this.byRound.has(round) && this.byRound.size >= this.maxRounds)) return { deltas: new Map(), announcers: new Set(), votes: new Map(), commits: new Map() }
       v = { deltas: new Map(), announcers: new Set(), votes: new Map(), commits: new Map() }
       this.views.set(k, v)
       bases.add(base)

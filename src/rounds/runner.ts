@@ -10,6 +10,7 @@ import type { Logger } from '../util/log.js'
 import { PayloadError } from '../util/errors.js'
 import { RoundBook } from './book.js'
 import { chooseFork, missingVoters, unionOfVotes } from './agreement.js'
+import { LineageSync } from './sync.js'
 import { Waker } from './wait.js'
 import type { NodeStatus, Phase } from './status.js'
 
@@ -59,6 +60,8 @@ export interface RunnerDeps {
   /** Stop taking part after this many committed rounds (keep serving peers). */
   maxRounds?: number
   republishMs?: number
+  /** How long a starting node listens for the swarm's position before training. */
+  startupListenMs?: number
   myAddrs: () => string[]
 }
 
@@ -80,9 +83,15 @@ export class RoundRunner {
   private myVote?: Vote
   private lastCommit?: Commit
   private republish?: NodeJS.Timeout
-  private switchTo?: string
 
-  constructor(private readonly d: RunnerDeps) {}
+  private readonly sync: LineageSync
+
+  constructor(private readonly d: RunnerDeps) {
+    this.sync = new LineageSync({
+      ledger: d.ledger, checkpoints: d.checkpoints, deltas: d.deltas, content: d.content, fusion: d.fusion,
+      maxDeltaBytes: d.def.rounds.maxDeltaBytes, rule: d.def.fusion.rule, log: d.log,
+    })
+  }
 
   /** Load the current base from the ledger head (it must already be in the checkpoint store). */
   async init(): Promise<void> {
@@ -118,6 +127,16 @@ export class RoundRunner {
   async run(signal: AbortSignal): Promise<void> {
     this.republish = setInterval(() => void this.republishOwn(), this.d.republishMs ?? 2000)
     try {
+      // A starting node first listens for where the swarm is (restart, late join), so it does
+      // not train on a base the swarm has left.
+      this.round = this.d.ledger.headRound() + 1
+      this.setPhase('syncing')
+      await this.waker.until(() => this.book.rounds().length > 0, { signal, deadline: Date.now() + (this.d.startupListenMs ?? 3000), pollMs: 250 })
+      try {
+        await this.maybeSync(signal)
+      } catch (err) {
+        if (!(err instanceof SwitchedBase)) throw err
+      }
       while (!signal.aborted) {
         const committed = this.d.ledger.headRound()
         if (this.d.maxRounds !== undefined && committed >= this.d.maxRounds) {
@@ -129,10 +148,7 @@ export class RoundRunner {
         try {
           await this.runRound(committed + 1, signal)
         } catch (err) {
-          if (err instanceof SwitchedBase) {
-            await this.handleSwitch(signal)
-            continue
-          }
+          if (err instanceof SwitchedBase) continue
           throw err
         }
       }
@@ -146,7 +162,6 @@ export class RoundRunner {
     this.round = round
     this.myAnnounce = undefined
     this.myVote = undefined
-    this.switchTo = undefined
     this.book.prune(round - 2)
     const base = this.baseHash
     this.updateStatus({ working: round, progress: undefined })
@@ -165,7 +180,6 @@ export class RoundRunner {
         rlog.info({ step, total }, 'training')
       }
     }, signal)
-    this.checkSwitch()
     const delta = subtractBody(trained.body, this.base)
     const payload = this.d.fusion.encodeDelta(delta, { round, baseHash: base, examples: trained.examples })
     const deltaId = await this.d.deltas.put(payload)
@@ -188,7 +202,6 @@ export class RoundRunner {
         this.fetchMissing(round, base, signal)
         return enough() && this.collectComplete(round, base)
       }, { deadline: collectDeadline, signal, pollMs: 250 })
-      this.checkSwitch()
       if (ready) break
       if (enough()) {
         rlog.warn({ have: this.heldDeltas(round, base).length, members: this.d.gossip.members().length + 1 }, 'collect deadline: closing with the deltas at hand')
@@ -203,11 +216,10 @@ export class RoundRunner {
         this.fetchMissing(round, base, signal)
         return enough()
       }, { signal, pollMs: 1000, deadline: Date.now() + 5000 })
-      this.maybeForkSwitch(round, base)
-      this.checkSwitch()
+      await this.maybeSync(signal)
     }
-    this.maybeForkSwitch(round, base)
-    this.checkSwitch()
+    // A swarm that moved on (or built this round on another base) wins over our own round.
+    await this.maybeSync(signal)
 
     // 3. Vote the set we hold; the round's set is the union of the votes.
     this.setPhase('voting')
@@ -228,7 +240,6 @@ export class RoundRunner {
       voters.add(this.d.peerId)
       return union.every((c) => held.has(c.id)) && missingVoters(union, voters).length === 0
     }, { deadline: voteDeadline, signal, pollMs: 250 })
-    this.checkSwitch()
     const union = this.union(round, base)
     const held = new Set(this.heldDeltas(round, base).map((c) => c.id))
     const final = union.filter((c) => held.has(c.id))
@@ -358,65 +369,71 @@ export class RoundRunner {
   }
 
   /**
-   * Fork choice at the close of collection: if more peers build this round on another base than
-   * on ours (ties: lowest hash), verify that base by recomputing it from its lineage, and switch.
+   * Fork choice: the base the swarm builds on is the one announced for the most advanced round,
+   * then by the most distinct supporters (announcers, and peers whose last commit produced it),
+   * then the lowest hash. This node counts as a supporter of its own base.
    */
-  private maybeForkSwitch(round: number, base: string): void {
-    const bases = this.book.basesOf(round)
-    if (bases.size <= 1) return
-    const candidates = [...bases].map(([b, announcers]) => ({ base: b, supporters: announcers.size }))
-    const winner = chooseFork(candidates)
-    if (!winner || winner.base === base) {
-      for (const c of candidates) if (c.base !== base) this.noteDivergence(round - 1, base, c.base, 'kept', `our base has ${bases.get(base)?.size ?? 0} announcers, theirs ${c.supporters}`)
-      return
+  private swarmHead(): { round: number; base: string; supporters: number; peers: Set<string> } | undefined {
+    const candidates: { round: number; base: string; supporters: number; peers: Set<string> }[] = []
+    const rounds = new Set<number>()
+    for (const r of this.book.rounds()) {
+      if (r >= this.round) rounds.add(r)
+      if (r + 1 >= this.round) rounds.add(r + 1)
     }
-    const record = this.book.commitsOf(round - 1).get(winner.base)
-    if (!record) {
-      this.noteDivergence(round - 1, base, winner.base, 'detected', 'the swarm builds on another base; waiting for its lineage record')
-      return
+    for (const round of rounds) {
+      const byBase = new Map<string, Set<string>>()
+      for (const [base, announcers] of this.book.basesOf(round)) byBase.set(base, new Set(announcers))
+      for (const [hash, c] of this.book.commitsOf(round - 1)) {
+        const set = byBase.get(hash) ?? new Set<string>()
+        for (const p of c.committers) set.add(p)
+        byBase.set(hash, set)
+      }
+      if (round === this.round) byBase.set(this.baseHash, (byBase.get(this.baseHash) ?? new Set<string>()).add(this.d.peerId))
+      for (const [base, peers] of byBase) candidates.push({ round, base, supporters: peers.size, peers })
     }
-    if (record.parent !== this.d.ledger.head()?.parent) {
-      this.noteDivergence(round - 1, base, winner.base, 'detected', 'the other base descends from a different parent; cannot verify it yet')
-      return
-    }
-    this.switchTo = winner.base
+    return chooseFork(candidates)
   }
 
-  /** Throws SwitchedBase after adopting the fork-choice winner, restarting the round loop. */
-  private checkSwitch(): void {
-    if (this.switchTo) throw new SwitchedBase()
-  }
-
-  /** Adopt `target` (already chosen by fork choice): fetch its deltas, recompute, verify, switch. */
-  private async adopt(target: string, signal: AbortSignal): Promise<boolean> {
-    const head = this.d.ledger.head()!
-    const roundCommitted = head.round
-    const record = this.book.commitsOf(roundCommitted).get(target)
-    if (!record) return false
-    for (const c of record.deltas) this.book.addDelta(roundCommitted, record.parent, c, 0, [...record.committers][0])
-    for (const c of record.deltas) for (const p of record.committers) this.book.addDelta(roundCommitted, record.parent, c, 0, p)
-    const ok = await this.waker.until(() => {
-      this.fetchMissing(roundCommitted, record.parent, signal)
-      return record.deltas.every((c) => this.verified.has(c.id))
-    }, { deadline: Date.now() + this.d.def.rounds.voteTimeoutSec * 1000, signal, pollMs: 250 })
-    if (!ok) return false
+  /**
+   * If the swarm builds on a base other than ours, catch up to it: fetch its lineage, recompute
+   * and verify every round, append them to the ledger, and restart the round loop on it.
+   */
+  private async maybeSync(signal: AbortSignal): Promise<void> {
+    const head = this.swarmHead()
+    if (!head || head.base === this.baseHash) return
+    const retryAt = this.unsyncable.get(head.base) ?? 0
+    if (Date.now() < retryAt) return
+    const providers = [...head.peers].filter((p) => p !== this.d.peerId)
+    if (providers.length === 0) return
     const previous = this.baseHash
-    const entry = await this.fuseAndCommit(roundCommitted, record.parent, record.deltas, 'switch', {})
-    if (entry.hash !== target) {
-      this.d.log.error({ round: roundCommitted, expected: target.slice(0, 12), got: entry.hash.slice(0, 12) }, 'recomputed base does not match the announced hash; the record is wrong')
-      this.noteDivergence(roundCommitted, previous, target, 'detected', 'recomputation did not reproduce the announced hash')
-      return false
+    const phase = this.d.status.phase
+    this.setPhase('syncing')
+    try {
+      const res = await this.sync.syncTo(head.base, providers, signal)
+      await this.reloadHead()
+      this.d.trainer.discardHead()
+      const detail = `adopted ${res.adopted.length} round(s) from ${head.supporters} supporter(s), from common base ${res.ancestor.slice(0, 12)}`
+      this.noteDivergence(this.d.ledger.headRound(), previous, head.base, 'switched', detail)
+    } catch (err) {
+      if (signal.aborted) throw err
+      this.unsyncable.set(head.base, Date.now() + 15_000)
+      this.d.log.warn({ target: head.base.slice(0, 12), round: head.round, err: (err as Error).message }, 'cannot sync to the swarm\'s base yet; will retry')
+      this.noteDivergence(head.round - 1, previous, head.base, 'detected', `the swarm builds on another base; sync failed: ${(err as Error).message}`)
+      this.setPhase(phase)
+      return
     }
-    this.noteDivergence(roundCommitted, previous, target, 'switched', `adopted by fork choice (${record.committers.size} committers)`)
-    return true
+    throw new SwitchedBase()
   }
 
-  /** Called by run() when a round was interrupted by a fork-choice switch. */
-  async handleSwitch(signal: AbortSignal): Promise<void> {
-    const target = this.switchTo
-    this.switchTo = undefined
-    this.d.trainer.discardHead()
-    if (target) await this.adopt(target, signal)
+  private readonly unsyncable = new Map<string, number>()
+
+  /** Take the ledger head (after a sync) as the current base. */
+  private async reloadHead(): Promise<void> {
+    const head = this.d.ledger.head()!
+    this.baseHash = head.hash
+    this.base = this.d.fusion.decodeBase((await this.d.checkpoints.get(head.hash))!)
+    this.lastCommit = commitOf(this.d.swarmId, head)
+    this.updateStatus({ round: head.round, baseHash: head.hash })
   }
 
   private checkCommit(msg: Commit, from: string): void {

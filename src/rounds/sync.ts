@@ -1,0 +1,110 @@
+import { z } from 'zod'
+import type { ContentProtocol } from '../p2p/fetch.js'
+import type { ContentStore } from '../store/content-store.js'
+import { ContributionSchema, type Ledger, type LineageRecord } from '../store/ledger.js'
+import type { TensorMap } from '../model/tensors.js'
+import { PayloadError } from '../util/errors.js'
+import type { Logger } from '../util/log.js'
+import type { FusionPorts } from './runner.js'
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/)
+
+export const LineageRecordSchema = z
+  .object({ round: z.number().int().positive(), parent: hex64, hash: hex64, deltas: z.array(ContributionSchema).min(1).max(256), rule: z.string().max(64) })
+  .strict()
+
+/** Longest lineage a node walks back in one sync (a bound on what a peer can make it do). */
+const MAX_SYNC_DEPTH = 10_000
+
+export interface SyncDeps {
+  ledger: Ledger
+  checkpoints: ContentStore
+  deltas: ContentStore
+  content: ContentProtocol
+  fusion: FusionPorts
+  maxDeltaBytes: number
+  rule: string
+  log: Logger
+}
+
+export interface SyncResult {
+  /** Rounds adopted, oldest first. */
+  adopted: LineageRecord[]
+  /** The common ancestor the walk stopped at. */
+  ancestor: string
+}
+
+/**
+ * Catch up to a base the swarm builds on: walk its lineage records back (fetched from peers) to a
+ * base this node already holds, then recompute every round forward from the deltas, check each
+ * result against the record's hash, and append it to the ledger. Nothing is taken on trust: a
+ * record only counts once its base has been recomputed and matches.
+ */
+export class LineageSync {
+  constructor(private readonly d: SyncDeps) {}
+
+  async syncTo(target: string, providers: string[], signal: AbortSignal): Promise<SyncResult> {
+    const known = new Set<string>([this.d.ledger.genesis, ...this.d.ledger.chain().map((e) => e.hash)])
+    const records: LineageRecord[] = []
+    let h = target
+    while (!known.has(h)) {
+      if (records.length >= MAX_SYNC_DEPTH) throw new PayloadError(`lineage of ${target.slice(0, 12)} is longer than ${MAX_SYNC_DEPTH} rounds`, 'too-deep')
+      const rec = await this.fetchRecord(h, providers, signal)
+      records.unshift(rec)
+      h = rec.parent
+    }
+    const ancestor = h
+    this.d.log.info({ target: target.slice(0, 12), ancestor: ancestor.slice(0, 12), rounds: records.length }, 'syncing: recomputing the swarm\'s lineage')
+    let parentBase: TensorMap | undefined
+    for (const rec of records) {
+      parentBase ??= this.d.fusion.decodeBase((await this.d.checkpoints.get(rec.parent))!)
+      const payloads: { id: string; payload: Uint8Array; examples: number }[] = []
+      for (const c of rec.deltas) {
+        let bytes = await this.d.deltas.get(c.id)
+        if (!bytes) {
+          bytes = await this.fetchFrom(c.id, 'delta', [c.peer, ...providers], signal)
+          this.d.fusion.checkDelta(bytes, { round: rec.round, baseHash: rec.parent })
+          await this.d.deltas.put(bytes, c.id)
+        }
+        payloads.push({ id: c.id, payload: bytes, examples: c.examples })
+      }
+      const next = this.d.fusion.fuse(parentBase, payloads)
+      const bytes = this.d.fusion.encodeBase(next)
+      const hash = await this.d.checkpoints.put(bytes)
+      if (hash !== rec.hash) {
+        throw new PayloadError(`round ${rec.round}: recomputing the record gives ${hash.slice(0, 12)}, not the claimed ${rec.hash.slice(0, 12)}`, 'lineage-mismatch')
+      }
+      await this.d.ledger.append({ round: rec.round, parent: rec.parent, hash: rec.hash, deltas: rec.deltas, rule: this.d.rule, kind: 'switch' })
+      parentBase = next
+    }
+    return { adopted: records, ancestor }
+  }
+
+  private async fetchRecord(hash: string, providers: string[], signal: AbortSignal): Promise<LineageRecord> {
+    const bytes = await this.fetchFrom(hash, 'record', providers, signal)
+    let raw: unknown
+    try {
+      raw = JSON.parse(Buffer.from(bytes).toString('utf8'))
+    } catch {
+      throw new PayloadError(`lineage record for ${hash.slice(0, 12)} is not JSON`, 'malformed')
+    }
+    const r = LineageRecordSchema.safeParse(raw)
+    if (!r.success) throw new PayloadError(`lineage record for ${hash.slice(0, 12)} fails the schema`, 'schema')
+    if (r.data.hash !== hash) throw new PayloadError(`asked for the record of ${hash.slice(0, 12)}, got ${r.data.hash.slice(0, 12)}`, 'wrong-record')
+    if (r.data.rule !== this.d.rule) throw new PayloadError(`record uses fusion rule ${r.data.rule}, the swarm uses ${this.d.rule}`, 'wrong-rule')
+    return r.data
+  }
+
+  private async fetchFrom(id: string, kind: 'delta' | 'record', providers: string[], signal: AbortSignal): Promise<Uint8Array> {
+    let last: Error | undefined
+    for (const peer of [...new Set(providers)]) {
+      try {
+        return await this.d.content.fetch(peer, kind, id, kind === 'record' ? 1024 * 1024 : this.d.maxDeltaBytes, AbortSignal.any([signal, AbortSignal.timeout(60_000)]))
+      } catch (err) {
+        if (signal.aborted) throw err
+        last = err as Error
+      }
+    }
+    throw new PayloadError(`no peer could provide ${kind} ${id.slice(0, 12)} (${last?.message ?? 'no providers'})`, 'unavailable')
+  }
+}
