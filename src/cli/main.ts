@@ -38,6 +38,10 @@ function swarmOptions(cmd: Command): Command {
     .option('--collect-timeout <sec>', `seconds a node waits for the others' deltas (default ${SWARM_DEFAULTS.collectTimeoutSec})`, num('--collect-timeout'))
     .option('--vote-timeout <sec>', `seconds a node waits for the others' votes (default ${SWARM_DEFAULTS.voteTimeoutSec})`, num('--vote-timeout'))
     .option('--seed <seed>', 'seed of the round-0 base (default: random)')
+    .addOption(new Option('--fusion <rule>', 'fusion rule (default mean)').choices(['mean', 'median', 'trimmed-mean']))
+    .option('--trim <fraction>', 'trimmed-mean: fraction dropped at each end per coordinate (default 0.2)', num('--trim'))
+    .option('--max-delta-norm <norm>', 'bound on each delta\'s L2 norm before fusion', num('--max-delta-norm'))
+    .addOption(new Option('--norm-mode <mode>', 'what the norm bound does to a larger delta (default clip)').choices(['clip', 'reject']))
 }
 
 function swarmOpts(o: Record<string, unknown>) {
@@ -51,6 +55,9 @@ function swarmOpts(o: Record<string, unknown>) {
     collectTimeoutSec: o.collectTimeout as number | undefined,
     voteTimeoutSec: o.voteTimeout as number | undefined,
     seed: o.seed as string | undefined,
+    fusionRule: o.fusion as 'mean' | 'median' | 'trimmed-mean' | undefined,
+    trim: o.trim as number | undefined,
+    normBound: o.maxDeltaNorm ? { mode: ((o.normMode as string | undefined) ?? 'clip') as 'clip' | 'reject', maxNorm: o.maxDeltaNorm as number } : undefined,
   }
 }
 

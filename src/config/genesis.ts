@@ -4,7 +4,7 @@ import { initBody } from '../model/init.js'
 import { encodeSafetensors } from '../model/safetensors.js'
 import { sha256Hex } from '../util/hash.js'
 import { UserError } from '../util/errors.js'
-import { PROTOCOL_VERSION, SwarmDefinitionSchema, type SwarmDefinition } from './swarm.js'
+import { PROTOCOL_VERSION, SwarmDefinitionSchema, parseSwarmDefinition, type SwarmDefinition } from './swarm.js'
 
 /** Settings a user may choose when creating a swarm; everything else has a default. */
 export interface SwarmOptions {
@@ -20,6 +20,9 @@ export interface SwarmOptions {
   maxDeltaBytes?: number
   seed?: string
   maxLength?: number
+  fusionRule?: 'mean' | 'median' | 'trimmed-mean'
+  trim?: number
+  normBound?: { mode: 'clip' | 'reject'; maxNorm: number }
 }
 
 export const SWARM_DEFAULTS = {
@@ -42,7 +45,7 @@ export function createSwarmDefinition(o: SwarmOptions = {}): { def: SwarmDefinit
   const seed = o.seed ?? randomBytes(8).toString('hex')
   const base = encodeSafetensors(initBody(architecture, seed))
   const d = { ...SWARM_DEFAULTS, ...stripUndefined(o) }
-  const def = SwarmDefinitionSchema.parse({
+  const def = parseSwarmDefinition(SwarmDefinitionSchema.parse({
     protocol: PROTOCOL_VERSION,
     name: d.name,
     nonce: randomBytes(8).toString('hex'),
@@ -52,7 +55,11 @@ export function createSwarmDefinition(o: SwarmOptions = {}): { def: SwarmDefinit
       base: { hash: sha256Hex(base), source: { kind: 'seeded', seed } },
     },
     training: { stepsPerRound: d.stepsPerRound, batchSize: d.batchSize, learningRate: d.learningRate, lrSchedule: 'constant' },
-    fusion: { rule: 'mean' },
+    fusion: {
+      rule: o.fusionRule ?? 'mean',
+      ...(o.fusionRule === 'trimmed-mean' && o.trim !== undefined ? { params: { trim: o.trim } } : {}),
+      ...(o.normBound ? { normBound: o.normBound } : {}),
+    },
     compression: { codec: d.codec, blockSize: d.blockSize },
     rounds: {
       minContributors: d.minContributors,
@@ -60,7 +67,7 @@ export function createSwarmDefinition(o: SwarmOptions = {}): { def: SwarmDefinit
       voteTimeoutSec: d.voteTimeoutSec,
       maxDeltaBytes: d.maxDeltaBytes,
     },
-  })
+  }), 'swarm settings')
   return { def, base }
 }
 

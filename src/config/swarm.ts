@@ -4,6 +4,7 @@ import { ModelConfigSchema } from '../model/config.js'
 import { canonicalJson } from '../util/canonical-json.js'
 import { sha256Hex } from '../util/hash.js'
 import { ConfigError } from '../util/errors.js'
+import { getFusionRule } from '../fusion/registry.js'
 
 /**
  * The swarm definition (genesis): the shared, immutable settings every node must hold
@@ -47,7 +48,15 @@ export const SwarmDefinitionSchema = z
         lrSchedule: z.enum(['constant', 'linear']),
       })
       .strict(),
-    fusion: z.object({ rule: z.enum(['mean']) }).strict(),
+    fusion: z
+      .object({
+        // mean: the paper's rule; median and trimmed-mean resist a minority of poisoned deltas.
+        rule: z.enum(['mean', 'median', 'trimmed-mean']),
+        params: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])).optional(),
+        // Each delta's L2 norm is bounded before fusion: clipped to maxNorm, or left out.
+        normBound: z.object({ mode: z.enum(['clip', 'reject']), maxNorm: z.number().positive() }).strict().optional(),
+      })
+      .strict(),
     compression: z
       .object({
         codec: z.enum(['q8-block', 'f32']),
@@ -79,6 +88,11 @@ export function parseSwarmDefinition(raw: unknown, file: string): SwarmDefinitio
   if (!r.success) {
     const msgs = r.error.issues.slice(0, 5).map((i) => `${file}: ${i.path.join('.') || '(top level)'}: ${i.message}`)
     throw new ConfigError(`invalid swarm definition\n${msgs.join('\n')}\nA swarm definition is created by \`coldfusiond swarm create\` or \`coldfusiond init\`; every node of a swarm needs the same file.`)
+  }
+  try {
+    getFusionRule(r.data.fusion.rule)!.checkParams?.(r.data.fusion.params ?? {})
+  } catch (err) {
+    throw new ConfigError(`${file}: fusion.params: ${(err as Error).message}`)
   }
   return r.data
 }

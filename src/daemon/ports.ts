@@ -13,7 +13,7 @@ export function fusionPorts(def: SwarmDefinition, layout: TensorMap): FusionPort
     checkDelta: (payload, expect) => {
       validateDelta(payload, { layout, round: expect.round, baseHash: expect.baseHash, maxBytes: def.rounds.maxDeltaBytes })
     },
-    fuse: (base, deltas) => fuseRound(base, deltas, { rule: def.fusion.rule, maxBytes: def.rounds.maxDeltaBytes }),
+    fuse: (base, deltas) => fuseRound(base, deltas, { rule: def.fusion.rule, params: def.fusion.params, normBound: def.fusion.normBound, maxBytes: def.rounds.maxDeltaBytes }),
     encodeBase: (base) => encodeSafetensors(base),
     decodeBase: (bytes) => decodeSafetensors(bytes, 'checkpoint').tensors,
   }

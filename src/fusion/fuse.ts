@@ -4,6 +4,7 @@ import { PayloadError } from '../util/errors.js'
 import { isHex64, sha256Hex } from '../util/hash.js'
 import { openDelta } from '../codec/index.js'
 import { hashTensors } from './hash.js'
+import { applyNormBound, type NormBound } from './norm-bound.js'
 import { fusionRuleIds, getFusionRule } from './registry.js'
 import type { FusionContext, FusionDelta, FusionParams } from './types.js'
 
@@ -24,6 +25,8 @@ export interface FuseOptions {
   baseHash?: string
   /** Per-payload size limit. */
   maxBytes?: number
+  /** Bound on each delta's L2 norm, applied before the rule (clip or reject). */
+  normBound?: NormBound
 }
 
 /** A delta that cannot be fused; `deltaId` says which, so the caller can drop it and retry. */
@@ -81,10 +84,16 @@ export function fuseRound(base: TensorMap, deltas: readonly DeltaInput[], opts: 
     inputs.push({ id: d.id, examples: d.examples, meta: reader.meta, reader })
   }
 
+  let fused: FusionDelta[] = inputs
+  if (opts.normBound) {
+    fused = applyNormBound(inputs, opts.normBound).kept
+    // Every node makes the same decision; if all deltas are rejected the base stays as it is.
+    if (fused.length === 0) return new Map([...base].map(([k, t]) => [k, { shape: [...t.shape], data: new Float32Array(t.data) }]))
+  }
   const seed = createHash('sha256').update(`coldfusion-fuse\n${rule.id}\n${round}\n${baseHash}\n${inputs.map((d) => d.id).join('\n')}`).digest('hex')
   const ctx: FusionContext = { round: round!, baseHash, params, seed }
   try {
-    return rule.fuse(base, inputs, ctx)
+    return rule.fuse(base, fused, ctx)
   } catch (err) {
     // Values are checked while being read; name the delta whose tensor failed if we can.
     if (err instanceof PayloadError && !(err instanceof DeltaRejectedError)) {

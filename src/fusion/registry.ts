@@ -1,5 +1,7 @@
 import type { FusionRule } from './types.js'
 import { meanRule } from './mean.js'
+import { medianRule } from './median.js'
+import { trimmedMeanRule } from './trimmed-mean.js'
 
 /** Fusion rules by id. The id is part of the swarm's settings: it must never change meaning. */
 const rules = new Map<string, FusionRule>()
@@ -19,3 +21,5 @@ export function fusionRuleIds(): string[] {
 }
 
 registerFusionRule(meanRule)
+registerFusionRule(medianRule)
+registerFusionRule(trimmedMeanRule)

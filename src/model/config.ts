@@ -1,19 +1,23 @@
 import { z } from 'zod'
 
+/** Activations of Hugging Face's ACT2FN that the encoder computes (see encoder.ts). */
+export const HIDDEN_ACTS = ['gelu', 'gelu_python', 'gelu_new', 'gelu_pytorch_tanh', 'relu'] as const
+
 /**
  * The encoder architecture, in the field names of a Hugging Face `config.json`, so that a
  * checkpoint directory written by `export` loads in Python's transformers unchanged.
+ * RoBERTa and BERT share the body; they differ in position ids and tokenizer.
  */
 export const ModelConfigSchema = z
   .object({
-    model_type: z.enum(['roberta']),
+    model_type: z.enum(['roberta', 'bert']),
     architectures: z.array(z.string()).optional(),
     vocab_size: z.number().int().positive(),
     hidden_size: z.number().int().positive(),
     num_hidden_layers: z.number().int().positive(),
     num_attention_heads: z.number().int().positive(),
     intermediate_size: z.number().int().positive(),
-    hidden_act: z.enum(['gelu', 'gelu_new', 'relu']).default('gelu'),
+    hidden_act: z.enum(HIDDEN_ACTS).default('gelu'),
     max_position_embeddings: z.number().int().positive(),
     type_vocab_size: z.number().int().positive().default(1),
     layer_norm_eps: z.number().positive().default(1e-5),
@@ -28,7 +32,7 @@ export const ModelConfigSchema = z
   .refine((c) => c.hidden_size % c.num_attention_heads === 0, {
     message: 'hidden_size must be a multiple of num_attention_heads',
   })
-  .refine((c) => c.max_position_embeddings > c.pad_token_id + 1, {
+  .refine((c) => c.model_type !== 'roberta' || c.max_position_embeddings > c.pad_token_id + 1, {
     message: 'max_position_embeddings must exceed pad_token_id + 1 (RoBERTa positions start after the pad id)',
   })
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core'
-import type { ModelConfig } from './config.js'
+import { HIDDEN_ACTS, type ModelConfig } from './config.js'
 import { sumRows } from './gradients.js'
 import { Rng } from './prng.js'
 import type { EncodedBatch } from './tokenizer.js'
@@ -59,8 +59,8 @@ export function assertSupportedConfig(config: ModelConfig): void {
   const bad = (msg: string): never => {
     throw new Error(`unsupported model config: ${msg}`)
   }
-  if (c.model_type !== 'roberta') bad(`model_type ${String(c.model_type)} (only roberta)`)
-  if (!['gelu', 'gelu_new', 'relu'].includes(c.hidden_act)) bad(`hidden_act ${String(c.hidden_act)} (gelu, gelu_new or relu)`)
+  if (c.model_type !== 'roberta' && c.model_type !== 'bert') bad(`model_type ${String(c.model_type)} (roberta or bert)`)
+  if (!(HIDDEN_ACTS as readonly string[]).includes(c.hidden_act)) bad(`hidden_act ${String(c.hidden_act)} (${HIDDEN_ACTS.join(', ')})`)
   if (c.position_embedding_type !== undefined && c.position_embedding_type !== 'absolute') {
     bad(`position_embedding_type ${String(c.position_embedding_type)} (only absolute)`)
   }
@@ -75,7 +75,16 @@ export function assertSupportedConfig(config: ModelConfig): void {
 
 /** Longest sequence (including <s> and </s>) the position embeddings cover. */
 export function maxSequenceLength(config: ModelConfig): number {
+  if (config.model_type === 'bert') return config.max_position_embeddings
   return config.max_position_embeddings - config.pad_token_id - 1
+}
+
+/** Position ids of a batch: RoBERTa counts from the pad id (see positionIds), BERT from 0. */
+export function positionIdsFor(config: ModelConfig, inputIds: Int32Array, batch: number, seqLen: number): Int32Array {
+  if (config.model_type !== 'bert') return positionIds(inputIds, batch, seqLen, config.pad_token_id)
+  const out = new Int32Array(batch * seqLen)
+  for (let i = 0; i < out.length; i++) out[i] = i % seqLen
+  return out
 }
 
 /**
@@ -149,8 +158,10 @@ function layerNormOp(eps: number): (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
 function activation(x: tf.Tensor2D, act: string): tf.Tensor2D {
   switch (act) {
     case 'gelu': // exact: 0.5 x (1 + erf(x / sqrt 2))
+    case 'gelu_python':
       return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1))
-    case 'gelu_new': {
+    case 'gelu_new':
+    case 'gelu_pytorch_tanh': {
       // tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
       const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.square(x), x), 0.044715)), Math.sqrt(2 / Math.PI))
       return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1))
@@ -189,7 +200,7 @@ export function encoderForward(config: ModelConfig, w: Weights, batch: EncodedBa
 
   // Embeddings: word + position + token type 0, LayerNorm, dropout.
   const ids = tf.tensor1d(batch.inputIds, 'int32')
-  const pos = tf.tensor1d(positionIds(batch.inputIds, B, T, config.pad_token_id), 'int32')
+  const pos = tf.tensor1d(positionIdsFor(config, batch.inputIds, B, T), 'int32')
   const wordE = tf.gather(get(w, 'embeddings.word_embeddings.weight'), ids) as tf.Tensor2D
   const posE = tf.gather(get(w, 'embeddings.position_embeddings.weight'), pos) as tf.Tensor2D
   const typeE = tf.slice(get(w, 'embeddings.token_type_embeddings.weight'), [0, 0], [1, H])

@@ -19,8 +19,17 @@ interface HeaderEntry {
   data_offsets: [number, number]
 }
 
-export function encodeSafetensors(tensors: TensorMap, metadata?: Record<string, string>): Uint8Array {
+export interface EncodeOptions {
+  /**
+   * Storage dtype, for every tensor or per name (default F32, the canonical form that checkpoints
+   * and hashes use). F16 and BF16 round to nearest even; a value beyond the F16 range is refused.
+   */
+  dtype?: DType | ((name: string) => DType)
+}
+
+export function encodeSafetensors(tensors: TensorMap, metadata?: Record<string, string>, opts: EncodeOptions = {}): Uint8Array {
   const names = sortedNames(tensors)
+  const dtypeOf = (name: string): DType => (typeof opts.dtype === 'function' ? opts.dtype(name) : (opts.dtype ?? 'F32'))
   const header: Record<string, unknown> = {}
   if (metadata && Object.keys(metadata).length > 0) {
     const sorted: Record<string, string> = {}
@@ -33,8 +42,9 @@ export function encodeSafetensors(tensors: TensorMap, metadata?: Record<string, 
     if (t.data.length !== numel(t.shape)) {
       throw new Error(`tensor ${name}: ${t.data.length} values do not fill shape [${t.shape}]`)
     }
-    const bytes = t.data.length * 4
-    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + bytes] }
+    const dtype = dtypeOf(name)
+    const bytes = t.data.length * DTYPE_BYTES[dtype]
+    header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes] }
     offset += bytes
   }
   let json = JSON.stringify(header)
@@ -47,11 +57,15 @@ export function encodeSafetensors(tensors: TensorMap, metadata?: Record<string, 
   let pos = 8 + headerBytes.length
   for (const name of names) {
     const t = tensors.get(name)!
-    out.set(f32ToLE(t.data), pos)
-    pos += t.data.length * 4
+    const dtype = dtypeOf(name)
+    const raw = dtype === 'F32' ? f32ToLE(t.data) : dtype === 'F16' ? f32ToF16(t.data, name) : f32ToBF16(t.data)
+    out.set(raw, pos)
+    pos += raw.length
   }
   return out
 }
+
+const DTYPE_BYTES: Record<DType, number> = { F32: 4, F16: 2, BF16: 2 }
 
 export interface DecodedSafetensors {
   tensors: TensorMap
@@ -59,7 +73,24 @@ export interface DecodedSafetensors {
   dtypes: Map<string, DType>
 }
 
-export function decodeSafetensors(buf: Uint8Array, what = 'safetensors'): DecodedSafetensors {
+export interface SafetensorsEntry {
+  name: string
+  dtype: string
+  shape: number[]
+  /** Byte range within the data section. */
+  begin: number
+  end: number
+}
+
+export interface SafetensorsHeader {
+  entries: SafetensorsEntry[]
+  metadata: Record<string, string>
+  /** Offset of the data section in the file. */
+  dataStart: number
+}
+
+/** The header of a safetensors file, checked for consistency; the data is not read. */
+export function readSafetensorsHeader(buf: Uint8Array, what = 'safetensors'): SafetensorsHeader {
   if (buf.length < 8) throw new PayloadError(`${what}: file too short (${buf.length} bytes)`, 'truncated')
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
   const hlen = Number(view.getBigUint64(0, true))
@@ -77,8 +108,7 @@ export function decodeSafetensors(buf: Uint8Array, what = 'safetensors'): Decode
   }
   const dataStart = 8 + hlen
   const dataLen = buf.length - dataStart
-  const tensors: TensorMap = new Map()
-  const dtypes = new Map<string, DType>()
+  const entries: SafetensorsEntry[] = []
   let metadata: Record<string, string> = {}
   for (const [name, raw] of Object.entries(header)) {
     if (name === '__metadata__') {
@@ -96,8 +126,25 @@ export function decodeSafetensors(buf: Uint8Array, what = 'safetensors'): Decode
     if (!e.shape.every((d) => Number.isInteger(d) && d >= 0)) {
       throw new PayloadError(`${what}: tensor ${name} has an invalid shape`, 'malformed')
     }
+    entries.push({ name, dtype: String(e.dtype), shape: [...e.shape], begin, end })
+  }
+  return { entries, metadata, dataStart }
+}
+
+export interface DecodeOptions {
+  /** Decode only the tensors this accepts (others, e.g. int64 buffers, are skipped unread). */
+  select?: (name: string) => boolean
+}
+
+export function decodeSafetensors(buf: Uint8Array, what = 'safetensors', opts: DecodeOptions = {}): DecodedSafetensors {
+  const { entries, metadata, dataStart } = readSafetensorsHeader(buf, what)
+  const tensors: TensorMap = new Map()
+  const dtypes = new Map<string, DType>()
+  for (const e of entries) {
+    if (opts.select && !opts.select(e.name)) continue
+    const { name } = e
     const n = numel(e.shape)
-    const bytes = buf.subarray(dataStart + begin, dataStart + end)
+    const bytes = buf.subarray(dataStart + e.begin, dataStart + e.end)
     let data: Float32Array
     switch (e.dtype) {
       case 'F32':
@@ -121,11 +168,11 @@ export function decodeSafetensors(buf: Uint8Array, what = 'safetensors'): Decode
   return { tensors, metadata, dtypes }
 }
 
-export async function readSafetensorsFile(path: string): Promise<DecodedSafetensors> {
+export async function readSafetensorsFile(path: string, opts: DecodeOptions = {}): Promise<DecodedSafetensors> {
   const fh = await open(path, 'r')
   try {
     const buf = await fh.readFile()
-    return decodeSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), path)
+    return decodeSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), path, opts)
   } finally {
     await fh.close()
   }
@@ -173,5 +220,67 @@ function bf16ToF32(bytes: Uint8Array): Float32Array {
   const out = new Float32Array(bytes.length / 2)
   const u = new Uint32Array(out.buffer)
   for (let i = 0; i < out.length; i++) u[i] = dv.getUint16(i * 2, true) << 16
+  return out
+}
+
+const f32Scratch = new Float32Array(1)
+const u32Scratch = new Uint32Array(f32Scratch.buffer)
+
+/** float32 -> bfloat16 bits, round to nearest even (as torch's .to(torch.bfloat16)); NaN stays NaN. */
+function bf16Bits(v: number): number {
+  f32Scratch[0] = v
+  const u = u32Scratch[0]
+  if ((u & 0x7fffffff) > 0x7f800000) return (u >>> 16) | 0x40
+  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff
+}
+
+/** float32 -> float16 bits, round to nearest even, subnormals kept; undefined when out of range. */
+function f16Bits(v: number): number | undefined {
+  f32Scratch[0] = v
+  const u = u32Scratch[0]
+  const sign = (u >>> 16) & 0x8000
+  const exp = (u >>> 23) & 0xff
+  let mant = u & 0x7fffff
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0)
+  let e = exp - 127 + 15
+  if (e >= 0x1f) return undefined
+  if (e <= 0) {
+    if (e < -10) return sign // underflows to (signed) zero
+    mant |= 0x800000
+    const shift = 14 - e
+    const half = 1 << (shift - 1)
+    const rest = mant & ((1 << shift) - 1)
+    let m = mant >>> shift
+    if (rest > half || (rest === half && (m & 1))) m++
+    return sign | m
+  }
+  let m = mant >>> 13
+  const rest = mant & 0x1fff
+  if (rest > 0x1000 || (rest === 0x1000 && (m & 1))) {
+    m++
+    if (m === 0x400) {
+      m = 0
+      e++
+      if (e >= 0x1f) return undefined
+    }
+  }
+  return sign | (e << 10) | m
+}
+
+function f32ToF16(data: Float32Array, name: string): Uint8Array {
+  const out = new Uint8Array(data.length * 2)
+  const dv = new DataView(out.buffer)
+  for (let i = 0; i < data.length; i++) {
+    const h = f16Bits(data[i])
+    if (h === undefined) throw new Error(`tensor ${name}: value ${data[i]} at index ${i} is beyond the float16 range (65504); store it as F32 or BF16`)
+    dv.setUint16(i * 2, h, true)
+  }
+  return out
+}
+
+function f32ToBF16(data: Float32Array): Uint8Array {
+  const out = new Uint8Array(data.length * 2)
+  const dv = new DataView(out.buffer)
+  for (let i = 0; i < data.length; i++) dv.setUint16(i * 2, bf16Bits(data[i]), true)
   return out
 }

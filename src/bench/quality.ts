@@ -1,0 +1,139 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { CodecSettings } from '../codec/index.js'
+import type { RoundRecord } from './central-sim.js'
+import { pool, runChild } from './child.js'
+import { fig, type BenchResult } from './figures.js'
+import type { QualityJob } from './quality-worker.js'
+import { REAL_TASKS } from './tasks.js'
+
+/**
+ * Bytes vs accuracy: the central simulation (central-sim.ts) of the same 4-node swarm (one real
+ * task per node) for each codec, against float32 deltas. Codecs run in parallel processes
+ * after a shared first round of training.
+ */
+
+export interface QualityOptions {
+  dataDir: string
+  rounds: number
+  steps: number
+  trainN: number
+  testN: number
+  jobs: number
+  codecs: CodecSettings[]
+  seed?: string
+}
+
+/** Codec sweeps: default = what fits the 15-minute run; full = the whole curve. */
+export const DEFAULT_CODECS: CodecSettings[] = [
+  { codec: 'f32' },
+  { codec: 'q8-block', blockSize: 256 },
+  { codec: 'q1-block', blockSize: 256 },
+  { codec: 'topk-q4', blockSize: 256, densityPpm: 20_000 },
+  { codec: 'topk-q1', blockSize: 256, densityPpm: 30_000 },
+  { codec: 'topk-q1', blockSize: 256, densityPpm: 10_000 },
+]
+
+export const FULL_CODECS: CodecSettings[] = [
+  { codec: 'f32' },
+  { codec: 'q8-block', blockSize: 256 },
+  { codec: 'q4-block', blockSize: 256 },
+  { codec: 'q1-block', blockSize: 256 },
+  { codec: 'topk-f32', densityPpm: 10_000 },
+  { codec: 'topk-q8', blockSize: 256, densityPpm: 20_000 },
+  { codec: 'topk-q4', blockSize: 256, densityPpm: 20_000 },
+  { codec: 'topk-q4', blockSize: 256, densityPpm: 50_000 },
+  { codec: 'topk-q1', blockSize: 256, densityPpm: 10_000 },
+  { codec: 'topk-q1', blockSize: 256, densityPpm: 30_000 },
+  { codec: 'topk-q1', blockSize: 256, densityPpm: 60_000 },
+  { codec: 'topk-q1', blockSize: 256, densityPpm: 3_000 },
+]
+
+/** The accuracy budget of the compression target (issue 5): within 0.5 points of float32. */
+export const MAX_LOSS_POINTS = 0.5
+export const TARGET_RATIO = 100
+
+export function codecLabel(c: CodecSettings): string {
+  const p = [c.blockSize !== undefined && c.codec !== 'f32' && c.codec !== 'topk-f32' ? `B=${c.blockSize}` : '', c.densityPpm !== undefined ? `${c.densityPpm / 10_000}%` : ''].filter(Boolean)
+  return p.length ? `${c.codec} (${p.join(', ')})` : c.codec
+}
+
+export interface CurvePoint {
+  codec: string
+  label: string
+  blockSize: number | null
+  densityPpm: number | null
+  bytes_per_delta: number
+  ratio_vs_f32: number
+  accuracy_pct: number
+  loss_points: number
+  accuracy_by_round_pct: number[]
+  accuracy_by_task_pct: Record<string, number>
+  encode_fraction_of_training: number
+}
+
+export async function runQuality(o: QualityOptions): Promise<BenchResult> {
+  if (o.codecs[0]?.codec !== 'f32') throw new Error('the quality sweep needs f32 first (the reference)')
+  const cacheDir = await mkdtemp(join(tmpdir(), 'cfd-bench-quality-'))
+  const seed = o.seed ?? 'bench'
+  const base: Omit<QualityJob, 'mode'> = {
+    dataDir: o.dataDir, cacheDir, trainN: o.trainN, testN: o.testN, seed, steps: o.steps, batchSize: 16, lr: 2e-3, rounds: o.rounds, backend: 'wasm',
+  }
+  try {
+    const { round1Seconds } = await runChild<{ round1Seconds: number[] }>('./quality-worker.js', { ...base, mode: 'round1' })
+    const runs = await pool(o.jobs, o.codecs.map((codec) => () => runChild<{ records: RoundRecord[] }>('./quality-worker.js', { ...base, mode: 'codec', codec })))
+    return summarize(o, runs.map((r) => r.records), round1Seconds)
+  } finally {
+    await rm(cacheDir, { recursive: true, force: true })
+  }
+}
+
+function mean(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / xs.length
+}
+
+export function summarize(o: QualityOptions, runs: RoundRecord[][], round1Seconds: number[]): BenchResult {
+  const points: CurvePoint[] = runs.map((records, k) => {
+    const c = o.codecs[k]
+    const last = records[records.length - 1]
+    const train = records.flatMap((r, i) => (i === 0 ? round1Seconds : r.trainSeconds))
+    return {
+      codec: c.codec,
+      label: codecLabel(c),
+      blockSize: c.codec === 'f32' || c.codec === 'topk-f32' ? null : (c.blockSize ?? 256),
+      densityPpm: c.densityPpm ?? null,
+      bytes_per_delta: Math.round(mean(records.flatMap((r) => r.bytes))),
+      ratio_vs_f32: 0,
+      accuracy_pct: 100 * last.accuracy,
+      loss_points: 0,
+      accuracy_by_round_pct: records.map((r) => 100 * r.accuracy),
+      accuracy_by_task_pct: Object.fromEntries(Object.entries(last.perTask).map(([k, v]) => [k, 100 * v])),
+      encode_fraction_of_training: records.flatMap((r) => r.encodeSeconds).reduce((a, b) => a + b, 0) / train.reduce((a, b) => a + b, 0),
+    }
+  })
+  const ref = points[0]
+  for (const p of points) {
+    p.ratio_vs_f32 = ref.bytes_per_delta / p.bytes_per_delta
+    p.loss_points = ref.accuracy_pct - p.accuracy_pct
+  }
+  const sizes = { nodes: REAL_TASKS.length, tasks: REAL_TASKS.join(','), rounds: o.rounds, steps_per_round: o.steps, batch: 16, train_examples_per_node: o.trainN, test_examples_per_node: o.testN, params: 206_592, codecs: points.length }
+  const meeting = points.filter((p) => p.loss_points <= MAX_LOSS_POINTS)
+  const best = meeting.reduce((a, b) => (b.ratio_vs_f32 > a.ratio_vs_f32 ? b : a), ref)
+  const at100 = points.filter((p) => p.ratio_vs_f32 >= TARGET_RATIO)
+  const best100 = at100.length ? at100.reduce((a, b) => (b.loss_points < a.loss_points ? b : a)) : undefined
+  const figures = {
+    compression_ratio: fig(best.ratio_vs_f32, 'x (f32 payload bytes / payload bytes)', { ...sizes, codec: best.label, f32_payload_bytes: ref.bytes_per_delta, payload_bytes: best.bytes_per_delta }, `highest ratio among codecs within ${MAX_LOSS_POINTS} points of f32`),
+    compression_accuracy_loss_points: fig(best.loss_points, 'accuracy points (f32 - codec, mean of 4 tasks)', { ...sizes, codec: best.label }),
+    compression_accuracy_f32_pct: fig(ref.accuracy_pct, '% (mean test accuracy of the fused base with each node head)', sizes),
+    compression_best_loss_at_100x_points: fig(best100?.loss_points ?? null, 'accuracy points', { ...sizes, codec: best100?.label ?? 'none' }, best100 ? 'lowest loss among codecs with >= 100x' : 'no codec in this sweep reached 100x'),
+    encode_fraction_of_training: fig(best.encode_fraction_of_training, 'fraction (encode + error feedback seconds / local training seconds)', { ...sizes, codec: best.label }),
+    encode_fraction_of_training_max: fig(Math.max(...points.map((p) => p.encode_fraction_of_training)), 'fraction', { ...sizes, codec: points.reduce((a, b) => (b.encode_fraction_of_training > a.encode_fraction_of_training ? b : a)).label }),
+  }
+  const table = [
+    `Compression vs accuracy: ${REAL_TASKS.length} nodes (${REAL_TASKS.join(', ')}), ${o.rounds} rounds x ${o.steps} steps, ${o.trainN} train / ${o.testN} test per task, built-in model (206,592 body params)`,
+    `  ${'codec'.padEnd(28)} ${'bytes/delta'.padStart(11)} ${'ratio'.padStart(7)} ${'accuracy'.padStart(9)} ${'vs f32'.padStart(7)}  ${'by round'.padEnd(6 * o.rounds)} encode/train`,
+    ...points.map((p) => `  ${p.label.padEnd(28)} ${String(p.bytes_per_delta).padStart(11)} ${p.ratio_vs_f32.toFixed(1).padStart(6)}x ${p.accuracy_pct.toFixed(2).padStart(8)}% ${(-p.loss_points).toFixed(2).padStart(7)}  ${p.accuracy_by_round_pct.map((a) => a.toFixed(1).padStart(5)).join(' ').padEnd(6 * o.rounds)} ${(100 * p.encode_fraction_of_training).toFixed(2)}%`),
+  ]
+  return { figures, curves: { compression: points }, table }
+}
