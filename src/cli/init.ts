@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { HomeLayout } from '../store/home.js'
 import { createIdentity, exists, peerIdOf } from '../store/identity.js'
 import { ContentStore } from '../store/content-store.js'
-import { NodeConfigSchema, renderNodeConfig, type NodeConfig } from '../config/node.js'
+import { NodeConfigSchema, renderNodeConfig, type NodeConfig, type NodeConfigInput } from '../config/node.js'
 import { createSwarmDefinition, regenerateGenesis, type SwarmOptions } from '../config/genesis.js'
 import { formatSwarmDefinition, loadSwarmDefinition, swarmId, type SwarmDefinition } from '../config/swarm.js'
 import { writeFileAtomic } from '../util/atomic.js'
@@ -23,6 +23,8 @@ export interface InitOptions {
   bootstrap?: string[]
   mdns?: boolean
   apiPort?: number
+  swarmKeyFile?: string
+  allowPeers?: string[]
 }
 
 export interface InitResult {
@@ -78,13 +80,14 @@ export async function initHome(o: InitOptions): Promise<InitResult> {
     mdns: o.mdns ?? true,
     data: { train: dataPath },
     api: { host: '127.0.0.1', port: o.apiPort ?? 0 },
+    network: { swarmKeyFile: o.swarmKeyFile, allowPeers: o.allowPeers ?? [] },
   })
   await writeFileAtomic(L.config, renderNodeConfig(config))
   return { home: L.root, peerId, swarmId: swarmId(def), def, config, createdSwarm, demoData }
 }
 
 /** Rewrite a home's config.yaml (keeping the comments of the template). */
-export async function writeNodeConfig(home: string, config: NodeConfig): Promise<void> {
+export async function writeNodeConfig(home: string, config: NodeConfigInput): Promise<void> {
   await writeFileAtomic(new HomeLayout(home).config, renderNodeConfig(NodeConfigSchema.parse(config)))
 }
 

@@ -9,6 +9,7 @@ import { formatSwarmDefinition, swarmId } from '../config/swarm.js'
 import { writeFileAtomic } from '../util/atomic.js'
 import { TASKS } from '../data/index.js'
 import { initHome } from './init.js'
+import { createSwarmKey } from '../p2p/access.js'
 import { startCommand } from './start.js'
 import { statusCommand } from './status.js'
 import { meshCommand } from './mesh.js'
@@ -80,11 +81,14 @@ export function buildProgram(): Command {
       .option('--listen <multiaddr>', 'listen address, repeatable (default /ip4/0.0.0.0/tcp/4001)', collect)
       .option('--bootstrap <multiaddr>', 'peer to join through, /ip4/HOST/tcp/PORT/p2p/PEER_ID, repeatable', collect)
       .option('--no-mdns', 'do not discover peers with mDNS')
-      .option('--api-port <port>', 'local HTTP API port (default 0: any free port)', int('--api-port')),
+      .option('--api-port <port>', 'local HTTP API port (default 0: any free port)', int('--api-port'))
+      .option('--swarm-key <file>', 'private swarm: the swarm key file every member holds (see `swarm key`)')
+      .option('--allow-peer <peerId>', 'private swarm: a peer id allowed to connect, repeatable (default: anyone)', collect),
   ).action(async (o) => {
     const r = await initHome({
       home: o.home, swarmFile: o.swarm, swarm: swarmOpts(o), data: o.data, demoTask: o.demoTask,
       listen: o.listen, bootstrap: o.bootstrap, mdns: o.mdns, apiPort: o.apiPort,
+      swarmKeyFile: o.swarmKey ? resolve(o.swarmKey) : undefined, allowPeers: o.allowPeer,
     })
     const out = process.stdout
     out.write(`initialised ${r.home}\n`)
@@ -152,6 +156,14 @@ export function buildProgram(): Command {
     await writeFileAtomic(o.out, formatSwarmDefinition(def))
     process.stdout.write(`${swarmId(def)}\n`)
   })
+  swarm
+    .command('key')
+    .description('Write a new swarm key (libp2p pnet pre-shared key) for a private swarm; give the same file to every member and set network.swarmKeyFile in their config.yaml')
+    .requiredOption('--out <file>', 'where to write the key (mode 600)')
+    .action(async (o) => {
+      await createSwarmKey(o.out)
+      process.stdout.write(`wrote ${o.out}\n`)
+    })
   return program
 }
 

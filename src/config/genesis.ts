@@ -77,6 +77,9 @@ export function createSwarmDefinition(o: SwarmOptions = {}): { def: SwarmDefinit
  */
 export function regenerateGenesis(def: SwarmDefinition): Uint8Array | undefined {
   const src = def.model.base.source
+  if (src.kind === 'huggingface') {
+    throw new UserError(`this swarm's base is a Hugging Face model (${def.model.architecture.model_type}, base ${def.model.base.hash.slice(0, 12)}) and its checkpoint is not in this node's home: run \`coldfusiond init --home DIR --swarm swarm.json --model MODEL_DIR\` with a copy of the model directory`)
+  }
   if (src.kind !== 'seeded') return undefined
   const bytes = encodeSafetensors(initBody(def.model.architecture, src.seed))
   const hash = sha256Hex(bytes)

@@ -46,12 +46,23 @@ export const NodeConfigSchema = z
       })
       .strict()
       .default({ host: '127.0.0.1', port: 0 }),
+    network: z
+      .object({
+        // A libp2p swarm key file (pnet): connections need the same key on both sides.
+        swarmKeyFile: z.string().min(1).optional(),
+        // Only these peer ids may connect or have their messages accepted (empty: anyone).
+        allowPeers: z.array(z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{40,64}$/, 'is not a peer id (12D3KooW...)')).default([]),
+      })
+      .strict()
+      .default({ allowPeers: [] }),
     backend: z.enum(BACKENDS).default('auto'),
     logLevel: z.enum(LOG_LEVELS).default('info'),
   })
   .strict()
 
 export type NodeConfig = z.infer<typeof NodeConfigSchema>
+/** A config before defaults are filled in. */
+export type NodeConfigInput = z.input<typeof NodeConfigSchema>
 
 export function parseNodeConfig(text: string, file: string): NodeConfig {
   return parseYamlWith(text, file, (raw) => NodeConfigSchema.safeParse(raw))
@@ -100,6 +111,11 @@ data:
 api:
   host: ${q(c.api.host)}
   port: ${c.api.port}
+
+# Private swarm: a swarm key file shared by all members (coldfusiond swarm key --out FILE; path
+# relative to this home), and/or the only peer ids allowed to connect (empty: anyone).
+network:
+${c.network.swarmKeyFile ? `  swarmKeyFile: ${q(c.network.swarmKeyFile)}\n` : ''}  allowPeers:${list(c.network.allowPeers, '    ')}
 
 # TensorFlow.js backend: auto tries tensorflow-gpu (@tensorflow/tfjs-node-gpu), tensorflow
 # (@tensorflow/tfjs-node), wasm, then cpu.

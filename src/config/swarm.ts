@@ -16,6 +16,46 @@ export const PROTOCOL_VERSION = 'coldfusion/1'
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters (a sha256)')
 
+/** sha256 of files of a Hugging Face model directory, by file name (no paths). */
+const FileHashes = z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'must be a plain file name'), hex64)
+const StoredDType = z.enum(['F32', 'F16', 'BF16'])
+
+/** A Hugging Face tokenizer: tokenizer.json and its side files, pinned by hash. */
+export const HfTokenizerSpecSchema = z
+  .object({
+    kind: z.literal('huggingface'),
+    maxLength: z.number().int().min(4).max(512),
+    files: FileHashes.refine((f) => 'tokenizer.json' in f, { message: 'must include tokenizer.json' }),
+  })
+  .strict()
+
+/**
+ * A base loaded from a Hugging Face model directory. `files` pins config.json and
+ * model.safetensors; `names` says how the checkpoint named and stored the body, so that export
+ * writes it back the same way: each internal name is `prefix + name` unless listed in `renamed`
+ * (e.g. LayerNorm gamma/beta), stored as `dtype` unless listed in `dtypes`. A checkpoint without
+ * a pooler (e.g. roberta-base, saved from RobertaForMaskedLM) gets one generated from `poolerSeed`,
+ * as transformers would initialise it, so that the body is a complete RobertaModel/BertModel.
+ */
+export const HfSourceSchema = z
+  .object({
+    kind: z.literal('huggingface'),
+    files: FileHashes.refine((f) => 'model.safetensors' in f && 'config.json' in f, { message: 'must include config.json and model.safetensors' }),
+    names: z
+      .object({
+        prefix: z.string().max(64),
+        renamed: z.record(z.string(), z.string()),
+        dtype: StoredDType,
+        dtypes: z.record(z.string(), StoredDType).optional(),
+      })
+      .strict(),
+    poolerSeed: z.string().min(1).optional(),
+  })
+  .strict()
+
+export type HfTokenizerSpec = z.infer<typeof HfTokenizerSpecSchema>
+export type HfSource = z.infer<typeof HfSourceSchema>
+
 export const SwarmDefinitionSchema = z
   .object({
     protocol: z.literal(PROTOCOL_VERSION),
@@ -25,7 +65,10 @@ export const SwarmDefinitionSchema = z
     model: z
       .object({
         architecture: ModelConfigSchema,
-        tokenizer: z.object({ kind: z.literal('hashed-words'), maxLength: z.number().int().min(4).max(512) }).strict(),
+        tokenizer: z.discriminatedUnion('kind', [
+          z.object({ kind: z.literal('hashed-words'), maxLength: z.number().int().min(4).max(512) }).strict(),
+          HfTokenizerSpecSchema,
+        ]),
         base: z
           .object({
             hash: hex64,
@@ -34,6 +77,7 @@ export const SwarmDefinitionSchema = z
             source: z.discriminatedUnion('kind', [
               z.object({ kind: z.literal('seeded'), seed: z.string().min(1) }).strict(),
               z.object({ kind: z.literal('checkpoint') }).strict(),
+              HfSourceSchema,
             ]),
           })
           .strict(),

@@ -15,6 +15,7 @@ import { swarmTopics } from '../p2p/topics.js'
 import { SwarmGossip } from '../p2p/gossip.js'
 import { ContentProtocol } from '../p2p/fetch.js'
 import { PeerKeeper } from '../p2p/dialer.js'
+import { allowlistGater, loadSwarmKey } from '../p2p/access.js'
 import { RoundRunner } from '../rounds/runner.js'
 import type { NodeStatus } from '../rounds/status.js'
 import { ApiServer } from '../api/server.js'
@@ -88,7 +89,13 @@ export class Daemon {
       }
 
       const topics = swarmTopics(swarmId)
-      this.node = await createSwarmLibp2p({ privateKey: key, listen: config.listen, announce: config.announce, mdns: config.mdns, connectionGater: this.o.connectionGater })
+      // With an allowlist, this node itself is always allowed.
+      const allow = config.network.allowPeers.length > 0 ? [...config.network.allowPeers, peerId] : undefined
+      this.node = await createSwarmLibp2p({
+        privateKey: key, listen: config.listen, announce: config.announce, mdns: config.mdns,
+        connectionGater: allow ? allowlistGater(allow, this.o.connectionGater) : this.o.connectionGater,
+        swarmKey: config.network.swarmKeyFile ? await loadSwarmKey(L.resolve(config.network.swarmKeyFile)) : undefined,
+      })
       const node = this.node
       this.content = new ContentProtocol(node, topics.fetchProtocol, async (kind, id) => {
         if (kind === 'delta') return deltas.get(id)
@@ -97,7 +104,7 @@ export class Daemon {
         return rec ? new TextEncoder().encode(JSON.stringify(rec)) : undefined
       }, log)
       await this.content.start()
-      this.gossip = new SwarmGossip(node, topics, swarmId, log)
+      this.gossip = new SwarmGossip(node, topics, swarmId, log, allow ? new Set(allow) : undefined)
       this.keeper = new PeerKeeper(node, config.bootstrap, log)
       const addrs = (): string[] => node.getMultiaddrs().map((m) => m.toString())
 

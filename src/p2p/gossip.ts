@@ -20,6 +20,8 @@ export class SwarmGossip {
     private readonly topics: SwarmTopics,
     private readonly swarmId: string,
     private readonly log: Logger,
+    /** If set, only messages authored by these peers are accepted (relayed ones included). */
+    private readonly authors?: ReadonlySet<string>,
   ) {}
 
   start(handler: GossipHandler): void {
@@ -54,6 +56,10 @@ export class SwarmGossip {
 
   private validate(topic: string, _peer: PeerId, msg: Message): TopicValidatorResult {
     if (msg.type !== 'signed') return this.reject('unsigned', topic)
+    if (this.authors && !this.authors.has(msg.from.toString())) {
+      this.log.warn({ from: msg.from.toString(), topic }, 'rejected gossip from a peer outside the allowlist')
+      return this.reject('not-allowed', topic)
+    }
     try {
       const m = decodeMessage(msg.data, this.swarmId)
       const expected = m.type === 'announce' ? this.topics.announce : this.topics.vote

@@ -5,6 +5,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { mdns } from '@libp2p/mdns'
 import { gossipsub, type GossipsubEvents } from '@chainsafe/libp2p-gossipsub'
+import { preSharedKey } from '@libp2p/pnet'
 import type { ConnectionGater, PrivateKey, PubSub } from '@libp2p/interface'
 
 export type SwarmLibp2p = Libp2p<{ identify: ReturnType<ReturnType<typeof identify>>; pubsub: PubSub<GossipsubEvents> }>
@@ -16,6 +17,8 @@ export interface Libp2pOptions {
   mdns: boolean
   /** Decides which peers may connect (allowlists, tests that cut links). */
   connectionGater?: ConnectionGater
+  /** Pre-shared swarm key (pnet): only holders of the same key can connect. */
+  swarmKey?: Uint8Array
 }
 
 /** The libp2p host: TCP, noise, yamux, identify, gossipsub (signed messages), optional mDNS. */
@@ -24,6 +27,7 @@ export async function createSwarmLibp2p(opts: Libp2pOptions): Promise<SwarmLibp2
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen, announce: opts.announce },
     connectionGater: opts.connectionGater,
+    ...(opts.swarmKey ? { connectionProtector: preSharedKey({ psk: opts.swarmKey }) } : {}),
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
