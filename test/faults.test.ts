@@ -107,4 +107,51 @@ describe('faults: crash, late join, partition (real libp2p)', function () {
     const common = Math.min(...heads.map((h) => h.length))
     for (const h of heads) assert.deepEqual(h.slice(0, common), heads[0].slice(0, common))
   })
+
+  it('gossip with 30% loss and 30% duplication still ends on one base, and any divergence is visible', async () => {
+    const { def, nodes } = await makeSwarmHomes(3, { seed: 'lossy', stepsPerRound: 3, batchSize: 8, minContributors: 2, collectTimeoutSec: 15, voteTimeoutSec: 4 }, 120)
+    const ROUNDS = 4
+    const daemons = await Promise.all(nodes.map(async (n, i) => new Daemon({
+      home: n.home, config: await loadNodeConfig(new HomeLayout(n.home).config), log: silentLogger(), maxRounds: ROUNDS,
+      startupListenMs: 1000, gossipFaults: { drop: 0.3, duplicate: 0.3, seed: 100 + i },
+    })))
+    const runs = daemons.map((d) => d.run())
+    try {
+      await until('all nodes commit the last round', () => daemons.every((d) => (d.status?.round ?? 0) >= ROUNDS), 240_000)
+    } finally {
+      for (const d of daemons) d.stop('test finished')
+      await Promise.allSettled(runs)
+    }
+    const ledgers = await Promise.all(nodes.map((n) => Ledger.open(new HomeLayout(n.home).ledger, def.model.base.hash)))
+    const chains = ledgers.map((l) => l.chain().map((e) => e.hash))
+    assert.deepEqual(chains[1], chains[0])
+    assert.deepEqual(chains[2], chains[0])
+    // Any node that committed something else first must say so (never silent divergence).
+    ledgers.forEach((l, i) => {
+      if (l.all().some((e) => e.kind === 'switch')) assert.ok(daemons[i].status.divergence.length > 0)
+    })
+  })
+
+  it('a node that joins late obtains the current base from peers, verified by recomputation, and contributes', async () => {
+    const { def, nodes } = await makeSwarmHomes(3, { seed: 'late', stepsPerRound: 3, batchSize: 8, minContributors: 2, collectTimeoutSec: 20, voteTimeoutSec: 4 }, 120)
+    const ROUNDS = 5
+    const make = async (i: number): Promise<Daemon> => new Daemon({ home: nodes[i].home, config: await loadNodeConfig(new HomeLayout(nodes[i].home).config), log: silentLogger(), maxRounds: ROUNDS, startupListenMs: 1500 })
+    const early = [await make(0), await make(1)]
+    const runs = early.map((d) => d.run())
+    let late: Daemon | undefined
+    try {
+      await until('the first two nodes commit round 2', () => early.every((d) => (d.status?.round ?? 0) >= 2), 120_000)
+      late = await make(2)
+      runs.push(late.run())
+      await until('all three commit the last round', () => [...early, late!].every((d) => (d.status?.round ?? 0) >= ROUNDS), 180_000)
+    } finally {
+      for (const d of [...early, late]) d?.stop('test finished')
+      await Promise.allSettled(runs)
+    }
+    const ledgers = await Promise.all(nodes.map((n) => Ledger.open(new HomeLayout(n.home).ledger, def.model.base.hash)))
+    assert.deepEqual(ledgers[2].chain().map((e) => e.hash), ledgers[0].chain().map((e) => e.hash))
+    assert.ok(ledgers[2].all().some((e) => e.kind === 'switch'), 'the late node adopted the rounds before it joined')
+    const contributed = ledgers[0].chain().filter((e) => e.deltas.some((d) => d.peer === nodes[2].peerId)).map((e) => e.round)
+    assert.ok(contributed.length > 0 && contributed.includes(ROUNDS), `late node contributed to rounds ${contributed}`)
+  })
 })

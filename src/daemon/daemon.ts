@@ -16,6 +16,7 @@ import { SwarmGossip } from '../p2p/gossip.js'
 import { ContentProtocol } from '../p2p/fetch.js'
 import { PeerKeeper } from '../p2p/dialer.js'
 import { allowlistGater, loadSwarmKey } from '../p2p/access.js'
+import { withGossipFaults, type GossipFaults } from '../p2p/faults.js'
 import { RoundRunner } from '../rounds/runner.js'
 import type { NodeStatus } from '../rounds/status.js'
 import { ApiServer } from '../api/server.js'
@@ -35,6 +36,8 @@ export interface DaemonOptions {
   connectionGater?: ConnectionGater
   /** How long a starting node listens for the swarm before training (default 3 s). */
   startupListenMs?: number
+  /** Fault injection: lose or repeat received gossip (drills and tests). */
+  gossipFaults?: GossipFaults
 }
 
 /**
@@ -116,7 +119,8 @@ export class Daemon {
         trainer, fusion: fusionPorts(def, layoutBase), status: this.status, log, maxRounds: this.o.maxRounds, myAddrs: addrs, startupListenMs: this.o.startupListenMs,
       })
       await runner.init()
-      this.gossip.start((msg, from) => runner.onGossip(msg, from))
+      const deliver = (msg: Parameters<typeof runner.onGossip>[0], from: string): void => runner.onGossip(msg, from)
+      this.gossip.start(this.o.gossipFaults ? withGossipFaults(deliver, this.o.gossipFaults) : deliver)
       this.keeper.start()
 
       this.api = new ApiServer({ status: () => this.snapshot(), rounds: () => ledger.all() }, log)

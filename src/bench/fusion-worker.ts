@@ -1,0 +1,145 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { encodeDelta, openDelta, type CodecSettings } from '../codec/index.js'
+import { fuseRound, hashTensors } from '../fusion/index.js'
+import { ModelConfigSchema, type ModelConfig } from '../model/config.js'
+import { bodyTensorShapes } from '../model/init.js'
+import { decodeSafetensors, encodeSafetensors } from '../model/safetensors.js'
+import { numel, type TensorMap } from '../model/tensors.js'
+import { sha256Hex } from '../util/hash.js'
+import { childMain } from './child.js'
+
+/**
+ * Fusion throughput, in its own process so that its peak RSS is fusion's alone: `make` writes a
+ * base and N encoded deltas to a directory; `fuse` loads the base and the first N payloads, then
+ * times a plain copy of the payload bytes and fuseRound over them, side by side.
+ */
+
+export type FusionJob =
+  | { mode: 'make'; dir: string; config: ModelConfig; deltas: number; codec: CodecSettings }
+  | { mode: 'fuse'; dir: string; deltas: number; repeats: number }
+
+export interface MakeResult {
+  params: number
+  tensors: number
+  payloadBytes: number[]
+  encodeSeconds: number
+}
+
+export interface FuseResult {
+  deltas: number
+  params: number
+  payloadBytes: number
+  memcpySeconds: number
+  fuseSeconds: number
+  /** Of fuseSeconds: checking every delta id (sha256 over the payload). */
+  idHashSeconds: number
+  /** Not in fuseSeconds: hashing the base, which fuseRound does when not told the hash. */
+  baseHashSeconds: number
+  /** Peak RSS of this process (base + payloads + fusion), and RSS before fusing. */
+  peakRssMb: number
+  loadedRssMb: number
+}
+
+/** A roberta-shaped layout (names and shapes of a real body) scaled by hidden size and depth. */
+export function robertaConfig(hidden: number, layers: number): ModelConfig {
+  return ModelConfigSchema.parse({
+    model_type: 'roberta', vocab_size: 50265, hidden_size: hidden, num_hidden_layers: layers, num_attention_heads: hidden / 64,
+    intermediate_size: 4 * hidden, max_position_embeddings: 514, type_vocab_size: 1,
+  })
+}
+
+/** Cheap deterministic noise (xorshift32, sum of two uniforms): delta-like values, fast to make. */
+function noiseTensors(config: ModelConfig, seed: number, scale: number): TensorMap {
+  let s = (seed * 2654435761) >>> 0 || 1
+  const out: TensorMap = new Map()
+  for (const [name, shape] of bodyTensorShapes(config)) {
+    const data = new Float32Array(numel(shape))
+    for (let i = 0; i < data.length; i++) {
+      s ^= s << 13
+      s ^= s >>> 17
+      s ^= s << 5
+      const a = s >>> 0
+      s ^= s << 13
+      s ^= s >>> 17
+      s ^= s << 5
+      data[i] = ((a + (s >>> 0)) / 4294967296 - 1) * scale
+    }
+    out.set(name, { shape, data })
+  }
+  return out
+}
+
+const META = (baseHash: string) => ({ round: 1, baseHash, examples: 1000 })
+
+async function make(job: Extract<FusionJob, { mode: 'make' }>): Promise<MakeResult> {
+  await mkdir(job.dir, { recursive: true })
+  const base = noiseTensors(job.config, 1, 0.1)
+  const baseHash = hashTensors(base)
+  await writeFile(join(job.dir, 'base.safetensors'), encodeSafetensors(base))
+  const payloadBytes: number[] = []
+  let encodeSeconds = 0
+  for (let j = 0; j < job.deltas; j++) {
+    const delta = noiseTensors(job.config, 100 + j, 1e-3)
+    const t0 = performance.now()
+    const { payload } = encodeDelta(delta, job.codec, META(baseHash))
+    encodeSeconds += (performance.now() - t0) / 1000
+    payloadBytes.push(payload.length)
+    await writeFile(join(job.dir, `delta${j}.cfd`), payload)
+  }
+  let params = 0
+  for (const t of base.values()) params += t.data.length
+  return { params, tensors: base.size, payloadBytes, encodeSeconds: encodeSeconds / job.deltas }
+}
+
+function best(repeats: number, f: () => void): number {
+  let s = Infinity
+  for (let i = 0; i < repeats; i++) {
+    const t0 = performance.now()
+    f()
+    s = Math.min(s, (performance.now() - t0) / 1000)
+  }
+  return s
+}
+
+async function fuse(job: Extract<FusionJob, { mode: 'fuse' }>): Promise<FuseResult> {
+  const buf = await readFile(join(job.dir, 'base.safetensors'))
+  const base = decodeSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), 'base').tensors
+  const payloads: Uint8Array[] = []
+  for (let j = 0; j < job.deltas; j++) {
+    const b = await readFile(join(job.dir, `delta${j}.cfd`))
+    payloads.push(new Uint8Array(b.buffer, b.byteOffset, b.byteLength))
+  }
+  const total = payloads.reduce((a, p) => a + p.length, 0)
+  let baseHash = ''
+  const baseHashSeconds = best(1, () => (baseHash = hashTensors(base)))
+  const deltas = payloads.map((payload) => ({ id: sha256Hex(payload), payload, examples: openDelta(payload, { layout: base }).meta.examples }))
+  const loadedRssMb = process.memoryUsage().rss / 2 ** 20
+
+  // One fusion first: the peak RSS is read before the copy buffer below exists.
+  let fuseSeconds = best(1, () => fuseRound(base, deltas, { baseHash }))
+  const peakRssMb = process.resourceUsage().maxRSS / 1024
+  // The same bytes, copied once into one buffer (touched first, so page faults are not timed).
+  const dest = new Uint8Array(total)
+  const copy = () => {
+    let off = 0
+    for (const p of payloads) {
+      dest.set(p, off)
+      off += p.length
+    }
+  }
+  copy()
+  const idHashSeconds = best(job.repeats, () => payloads.forEach((p) => sha256Hex(p)))
+  const memcpyA = best(job.repeats, copy)
+  fuseSeconds = Math.min(fuseSeconds, best(job.repeats - 1, () => fuseRound(base, deltas, { baseHash })))
+  const memcpyB = best(job.repeats, copy)
+  let params = 0
+  for (const t of base.values()) params += t.data.length
+  return {
+    deltas: job.deltas, params, payloadBytes: total,
+    memcpySeconds: Math.min(memcpyA, memcpyB), fuseSeconds, idHashSeconds, baseHashSeconds,
+    peakRssMb, loadedRssMb,
+  }
+}
+
+childMain((job: FusionJob) => (job.mode === 'make' ? make(job) : fuse(job)))
