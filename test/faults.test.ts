@@ -9,6 +9,7 @@ import { silentLogger } from '../src/util/log.js'
 import type { NodeStatus } from '../src/rounds/status.js'
 import { makeSwarmHomes } from './helpers/swarm-fixture.js'
 import { spawnCli } from './helpers/cli.js'
+import { recordRow } from './helpers/fault-report.js'
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
@@ -65,6 +66,12 @@ describe('faults: crash, late join, partition (real libp2p)', function () {
     // ... and contributed to the last round again.
     const last = ledgers[0].chain()[ROUNDS - 1]
     assert.ok(last.deltas.some((d) => d.peer === nodes[2].peerId), 'the restarted node contributed to the last round')
+    const adopted = ledgers[2].all().filter((e) => e.kind === 'switch').map((e) => e.round)
+    const firstBack = ledgers[0].chain().find((e) => e.round > Math.max(...adopted) && e.deltas.some((d) => d.peer === nodes[2].peerId))?.round
+    await recordRow('scenarios', {
+      scenario: 'crash (SIGKILL, restart)', rounds: ROUNDS, agreed: true,
+      roundsToRecover: firstBack !== undefined ? firstBack - Math.max(...adopted) : 'n/a', dataLost: ledgers[2].chain()[0].hash === chains[0][0].split(':')[1] ? 0 : 1,
+    })
   })
 
   it('a partitioned 4-node swarm keeps making rounds in both halves and converges on one base after healing', async () => {
@@ -76,6 +83,7 @@ describe('faults: crash, late join, partition (real libp2p)', function () {
       return { denyDialPeer: cut, denyInboundEncryptedConnection: cut, denyOutboundEncryptedConnection: cut }
     }
     const MAX = 9
+    let recovered = -1
     const daemons = await Promise.all(nodes.map(async (n) => new Daemon({
       home: n.home, config: await loadNodeConfig(new HomeLayout(n.home).config), log: silentLogger(), maxRounds: MAX,
       connectionGater: gaterFor(n.peerId), startupListenMs: 1000,
@@ -97,6 +105,7 @@ describe('faults: crash, late join, partition (real libp2p)', function () {
       await until('all nodes on one base again', () => new Set(daemons.map((d) => d.status.baseHash)).size === 1 && Math.min(...rounds()) > atHeal, 180_000)
       const healedAt = Math.min(...rounds())
       assert.ok(healedAt <= atHeal + 2, `converged at round ${healedAt}, healing began at ${atHeal}`)
+      recovered = healedAt - atHeal
       assert.ok(daemons.some((d) => d.status.divergence.some((e) => e.action === 'switched')), 'the losing half reports the switch')
     } finally {
       for (const d of daemons) d.stop('test finished')
@@ -106,6 +115,7 @@ describe('faults: crash, late join, partition (real libp2p)', function () {
     const heads = ledgers.map((l) => l.chain().map((e) => e.hash))
     const common = Math.min(...heads.map((h) => h.length))
     for (const h of heads) assert.deepEqual(h.slice(0, common), heads[0].slice(0, common))
+    await recordRow('scenarios', { scenario: 'partition 2+2, heal', rounds: common, agreed: true, roundsToRecover: recovered, dataLost: 0 })
   })
 
   it('gossip with 30% loss and 30% duplication still ends on one base, and any divergence is visible', async () => {
@@ -130,6 +140,8 @@ describe('faults: crash, late join, partition (real libp2p)', function () {
     ledgers.forEach((l, i) => {
       if (l.all().some((e) => e.kind === 'switch')) assert.ok(daemons[i].status.divergence.length > 0)
     })
+    const switched = ledgers.reduce((n, l) => n + l.all().filter((e) => e.kind === 'switch').length, 0)
+    await recordRow('scenarios', { scenario: 'gossip 30% loss + 30% duplication', rounds: ROUNDS, agreed: true, roundsToRecover: switched === 0 ? 0 : `${switched} switch(es)`, dataLost: 0 })
   })
 
   it('a node that joins late obtains the current base from peers, verified by recomputation, and contributes', async () => {
@@ -153,5 +165,7 @@ describe('faults: crash, late join, partition (real libp2p)', function () {
     assert.ok(ledgers[2].all().some((e) => e.kind === 'switch'), 'the late node adopted the rounds before it joined')
     const contributed = ledgers[0].chain().filter((e) => e.deltas.some((d) => d.peer === nodes[2].peerId)).map((e) => e.round)
     assert.ok(contributed.length > 0 && contributed.includes(ROUNDS), `late node contributed to rounds ${contributed}`)
+    const joinedAt = Math.max(...ledgers[2].all().filter((e) => e.kind === 'switch').map((e) => e.round))
+    await recordRow('scenarios', { scenario: 'late joiner (after round 2)', rounds: ROUNDS, agreed: true, roundsToRecover: Math.min(...contributed) - joinedAt, dataLost: 0 })
   })
 })

@@ -142,4 +142,4 @@ async function fuse(job: Extract<FusionJob, { mode: 'fuse' }>): Promise<FuseResu
   }
 }
 
-childMain((job: FusionJob) => (job.mode === 'make' ? make(job) : fuse(job)))
+childMain<FusionJob, MakeResult | FuseResult>((job) => (job.mode === 'make' ? make(job) : fuse(job)))

@@ -9,6 +9,8 @@ import { formatSwarmDefinition, loadSwarmDefinition, swarmId, type SwarmDefiniti
 import { writeFileAtomic } from '../util/atomic.js'
 import { UserError } from '../util/errors.js'
 import { TASKS, writeTaskDataset } from '../data/index.js'
+import { createHfSwarmDefinition, installTokenizerFiles, modelForSwarm } from '../model/hf/swarm.js'
+import type { HfModelDir } from '../model/hf/model-dir.js'
 
 export interface InitOptions {
   home: string
@@ -25,6 +27,8 @@ export interface InitOptions {
   apiPort?: number
   swarmKeyFile?: string
   allowPeers?: string[]
+  /** A Hugging Face model directory: the base of a new swarm, or this node's copy of the swarm's. */
+  model?: string
 }
 
 export interface InitResult {
@@ -35,6 +39,8 @@ export interface InitResult {
   config: NodeConfig
   createdSwarm: boolean
   demoData?: { task: string; file: string; examples: number }
+  /** The Hugging Face model the base came from: tensors left out of the base, generated pooler. */
+  model?: { dir: string; ignored: string[]; poolerGenerated: boolean }
 }
 
 /**
@@ -46,20 +52,31 @@ export async function initHome(o: InitOptions): Promise<InitResult> {
   if (await exists(L.identity)) {
     throw new UserError(`${L.root} is already initialised (it has ${L.identity}); use another --home, or delete it to start over`)
   }
-  await mkdir(L.root, { recursive: true })
 
+  // The model is checked before anything is written: a node with a different copy is refused.
   let def: SwarmDefinition
+  let model: HfModelDir | undefined
   let createdSwarm = false
   if (o.swarmFile) {
     def = (await loadSwarmDefinition(o.swarmFile)).def
+    model = await modelForSwarm(def, o.model)
+    await mkdir(L.root, { recursive: true })
     await copyFile(o.swarmFile, L.swarm)
   } else {
-    def = createSwarmDefinition(o.swarm).def
+    if (o.model) ({ def, model } = await createHfSwarmDefinition(o.model, o.swarm))
+    else def = createSwarmDefinition(o.swarm).def
+    await mkdir(L.root, { recursive: true })
     await writeFileAtomic(L.swarm, formatSwarmDefinition(def))
     createdSwarm = true
   }
-  const genesis = regenerateGenesis(def)
-  if (genesis) await new ContentStore(L.checkpoints, 'safetensors').put(genesis, def.model.base.hash)
+  const checkpoints = new ContentStore(L.checkpoints, 'safetensors')
+  if (model) {
+    await checkpoints.put(model.base.canonical, def.model.base.hash)
+    await installTokenizerFiles(L.root, model.tokenizerFiles)
+  } else {
+    const genesis = regenerateGenesis(def)
+    if (genesis) await checkpoints.put(genesis, def.model.base.hash)
+  }
 
   const key = await createIdentity(L.identity)
   const peerId = peerIdOf(key)
@@ -83,7 +100,8 @@ export async function initHome(o: InitOptions): Promise<InitResult> {
     network: { swarmKeyFile: o.swarmKeyFile, allowPeers: o.allowPeers ?? [] },
   })
   await writeFileAtomic(L.config, renderNodeConfig(config))
-  return { home: L.root, peerId, swarmId: swarmId(def), def, config, createdSwarm, demoData }
+  const modelInfo = model && { dir: model.dir, ignored: model.base.ignored, poolerGenerated: model.base.poolerSeed !== undefined }
+  return { home: L.root, peerId, swarmId: swarmId(def), def, config, createdSwarm, demoData, model: modelInfo }
 }
 
 /** Rewrite a home's config.yaml (keeping the comments of the template). */

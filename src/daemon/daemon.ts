@@ -24,6 +24,7 @@ import { selectBackend, type BackendPreference } from '../model/backend.js'
 import { decodeSafetensors } from '../model/safetensors.js'
 import { loadExamples, splitHeldOut } from '../data/index.js'
 import { NodeTrainer } from '../train/local.js'
+import { loadSwarmTokenizer } from '../model/hf/swarm.js'
 import { fusionPorts } from './ports.js'
 
 export interface DaemonOptions {
@@ -112,7 +113,8 @@ export class Daemon {
       const addrs = (): string[] => node.getMultiaddrs().map((m) => m.toString())
 
       const layoutBase = decodeSafetensors((await checkpoints.get(def.model.base.hash))!, 'genesis').tensors
-      const trainer = new NodeTrainer(def, { train, eval: held, numLabels: loaded.labels.length }, L.head, peerId, log)
+      const tokenizer = await loadSwarmTokenizer(def, L.root)
+      const trainer = new NodeTrainer(def, { train, eval: held, numLabels: loaded.labels.length }, L.head, peerId, log, tokenizer)
       await trainer.init()
       const runner = new RoundRunner({
         def, swarmId, peerId, ledger, checkpoints, deltas, gossip: this.gossip, content: this.content, keeper: this.keeper,

@@ -24,7 +24,7 @@ const MAX_FRAME = 1024 * 1024
 
 const RequestSchema = z.object({ kind: z.enum(['delta', 'checkpoint', 'record']), id: z.string().regex(/^[0-9a-f]{64}$/) }).strict()
 const HeaderSchema = z.discriminatedUnion('status', [
-  z.object({ status: z.literal('ok'), size: z.number().int().nonnegative() }),
+  z.object({ status: z.literal('ok'), size: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER) }),
   z.object({ status: z.literal('not-found') }),
   z.object({ status: z.literal('error'), message: z.string() }),
 ])
@@ -72,7 +72,7 @@ export class ContentProtocol {
         for await (const frame of requests) {
           let req: z.infer<typeof RequestSchema>
           try {
-            req = RequestSchema.parse(JSON.parse(new TextDecoder().decode(frame.subarray())))
+            req = parseRequest(frame.subarray())
           } catch {
             yield header({ status: 'error', message: 'malformed request' })
             return
@@ -110,8 +110,7 @@ export class ContentProtocol {
           let out: Uint8Array | undefined
           for await (const frame of frames) {
             if (size < 0) {
-              const h = HeaderSchema.safeParse(JSON.parse(new TextDecoder().decode(frame.subarray())))
-              if (!h.success) throw new PayloadError(`peer ${peer} sent a malformed header`, 'malformed')
+              const h = { data: parseHeader(frame.subarray()) }
               if (h.data.status === 'not-found') throw new PayloadError(`peer ${peer} does not have ${kind} ${id.slice(0, 12)}`, 'not-found')
               if (h.data.status === 'error') throw new PayloadError(`peer ${peer}: ${h.data.message}`, 'remote-error')
               if (h.data.size > maxBytes) throw new PayloadError(`${kind} ${id.slice(0, 12)} is ${h.data.size} bytes, over the ${maxBytes}-byte limit`, 'too-large')
@@ -138,6 +137,28 @@ export class ContentProtocol {
       await stream.close().catch(() => stream.abort(new Error('closed')))
     }
   }
+}
+
+/** Parse a request frame (from an untrusted peer); throws PayloadError. */
+export function parseRequest(frame: Uint8Array): z.infer<typeof RequestSchema> {
+  try {
+    return RequestSchema.parse(JSON.parse(new TextDecoder().decode(frame)))
+  } catch {
+    throw new PayloadError('malformed fetch request', 'malformed')
+  }
+}
+
+/** Parse a response header frame (from an untrusted peer); throws PayloadError. */
+export function parseHeader(frame: Uint8Array): z.infer<typeof HeaderSchema> {
+  let raw: unknown
+  try {
+    raw = JSON.parse(new TextDecoder().decode(frame))
+  } catch {
+    throw new PayloadError('fetch response header is not JSON', 'malformed')
+  }
+  const h = HeaderSchema.safeParse(raw)
+  if (!h.success) throw new PayloadError('malformed fetch response header', 'malformed')
+  return h.data
 }
 
 function header(h: z.infer<typeof HeaderSchema>): Uint8Array {

@@ -13,6 +13,22 @@ export const LineageRecordSchema = z
   .object({ round: z.number().int().positive(), parent: hex64, hash: hex64, deltas: z.array(ContributionSchema).min(1).max(256), rule: z.string().max(64) })
   .strict()
 
+/** A lineage record as received from a peer: schema-checked and bound to the hash asked for. */
+export function parseLineageRecord(bytes: Uint8Array, hash: string): LineageRecord {
+  let raw: unknown
+  try {
+    raw = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'))
+  } catch {
+    throw new PayloadError(`lineage record for ${hash.slice(0, 12)} is not JSON`, 'malformed')
+  }
+  const r = LineageRecordSchema.safeParse(raw)
+  if (!r.success) throw new PayloadError(`lineage record for ${hash.slice(0, 12)} fails the schema`, 'schema')
+  if (r.data.hash !== hash) throw new PayloadError(`asked for the record of ${hash.slice(0, 12)}, got ${r.data.hash.slice(0, 12)}`, 'wrong-record')
+  const ids = r.data.deltas.map((d) => d.id)
+  for (let i = 1; i < ids.length; i++) if (ids[i - 1] >= ids[i]) throw new PayloadError('lineage record deltas are not sorted and unique', 'schema')
+  return r.data
+}
+
 /** Longest lineage a node walks back in one sync (a bound on what a peer can make it do). */
 const MAX_SYNC_DEPTH = 10_000
 
@@ -81,18 +97,9 @@ export class LineageSync {
   }
 
   private async fetchRecord(hash: string, providers: string[], signal: AbortSignal): Promise<LineageRecord> {
-    const bytes = await this.fetchFrom(hash, 'record', providers, signal)
-    let raw: unknown
-    try {
-      raw = JSON.parse(Buffer.from(bytes).toString('utf8'))
-    } catch {
-      throw new PayloadError(`lineage record for ${hash.slice(0, 12)} is not JSON`, 'malformed')
-    }
-    const r = LineageRecordSchema.safeParse(raw)
-    if (!r.success) throw new PayloadError(`lineage record for ${hash.slice(0, 12)} fails the schema`, 'schema')
-    if (r.data.hash !== hash) throw new PayloadError(`asked for the record of ${hash.slice(0, 12)}, got ${r.data.hash.slice(0, 12)}`, 'wrong-record')
-    if (r.data.rule !== this.d.rule) throw new PayloadError(`record uses fusion rule ${r.data.rule}, the swarm uses ${this.d.rule}`, 'wrong-rule')
-    return r.data
+    const rec = parseLineageRecord(await this.fetchFrom(hash, 'record', providers, signal), hash)
+    if (rec.rule !== this.d.rule) throw new PayloadError(`record uses fusion rule ${rec.rule}, the swarm uses ${this.d.rule}`, 'wrong-rule')
+    return rec
   }
 
   private async fetchFrom(id: string, kind: 'delta' | 'record', providers: string[], signal: AbortSignal): Promise<Uint8Array> {

@@ -2,6 +2,7 @@ import type { SwarmDefinition } from '../config/swarm.js'
 import { initHead } from '../model/init.js'
 import { decodeSafetensors, encodeSafetensors } from '../model/safetensors.js'
 import type { TensorMap } from '../model/tensors.js'
+import type { Tokenizer } from '../model/tokenizer.js'
 import type { LocalTrainer } from '../rounds/runner.js'
 import { writeFileAtomic } from '../util/atomic.js'
 import { readFile } from 'node:fs/promises'
@@ -29,6 +30,8 @@ export class NodeTrainer implements LocalTrainer {
     private readonly headPath: string,
     private readonly seed: string,
     private readonly log: Logger,
+    /** The swarm's tokenizer (a Hugging Face base); the built-in hashed-word one when undefined. */
+    private readonly tokenizer?: Tokenizer,
   ) {}
 
   async init(): Promise<void> {
@@ -58,7 +61,7 @@ export class NodeTrainer implements LocalTrainer {
     const evalBefore = await this.evaluate(base)
     const res = await fineTune({
       config, body: base, head: this.head, examples: this.data.train, numLabels: this.data.numLabels,
-      steps: t.stepsPerRound, batchSize: t.batchSize, lr: t.learningRate, lrSchedule: t.lrSchedule, seed: `${this.seed}:${round}`, maxLen,
+      steps: t.stepsPerRound, batchSize: t.batchSize, lr: t.learningRate, lrSchedule: t.lrSchedule, seed: `${this.seed}:${round}`, maxLen, tokenizer: this.tokenizer,
       onStep: (step, total) => onStep(step, total), signal,
     })
     this.pending = res.head
@@ -72,7 +75,7 @@ export class NodeTrainer implements LocalTrainer {
 
   private async evaluateWith(body: TensorMap, head: TensorMap): Promise<number> {
     if (this.data.eval.length === 0) return NaN
-    const r = await evaluate({ config: this.def.model.architecture, body, head, examples: this.data.eval, maxLen: this.def.model.tokenizer.maxLength })
+    const r = await evaluate({ config: this.def.model.architecture, body, head, examples: this.data.eval, maxLen: this.def.model.tokenizer.maxLength, tokenizer: this.tokenizer })
     return r.accuracy
   }
 

@@ -122,3 +122,19 @@ export async function loadSwarmTokenizer(def: SwarmDefinition, home: string): Pr
   if (def.model.tokenizer.kind !== 'huggingface') return undefined
   return tokenizerFromFiles(await readInstalledTokenizerFiles(def, home), tokenizerDir(home), def.model.architecture)
 }
+
+/**
+ * The model directory a joining node must bring: verified against the swarm when the base is a
+ * Hugging Face model; undefined for the built-in model (where giving one is a mistake).
+ */
+export async function modelForSwarm(def: SwarmDefinition, dir: string | undefined, log?: Logger): Promise<HfModelDir | undefined> {
+  if (def.model.base.source.kind !== 'huggingface') {
+    if (dir !== undefined) throw new UserError(`--model ${dir}: this swarm uses the built-in model, not a Hugging Face model; leave out --model`)
+    return undefined
+  }
+  if (dir === undefined) {
+    const files = Object.keys({ ...def.model.base.source.files, ...(def.model.tokenizer.kind === 'huggingface' ? def.model.tokenizer.files : {}) })
+    throw new UserError(`this swarm's base is a Hugging Face ${def.model.architecture.model_type} model: give your copy of its directory with --model DIR (the swarm pins ${files.join(', ')})`)
+  }
+  return verifyHfModelDir(def, dir, log)
+}
