@@ -1,3 +1,4 @@
+import { Command, InvalidArgumentError, Option } from 'commander'
 import { Ledger } from '../store/ledger.js'
 import { ContentStore } from '../store/content-store.js'
 import { HomeLayout } from '../store/home.js'
@@ -53,4 +54,23 @@ export async function exportBase(o: ExportOptions): Promise<ExportResult> {
     tokenizerFiles: await readInstalledTokenizerFiles(def, L.root),
   })
   return { out: o.out, round, hash, files, noTokenizer: def.model.tokenizer.kind !== 'huggingface' }
+}
+
+export function registerExport(program: Command): void {
+  program
+    .command('export')
+    .description('Write the fused base of a committed round as a Hugging Face model directory (config.json, model.safetensors with the original tensor names and dtype, tokenizer files)')
+    .requiredOption('--home <dir>', 'node home directory')
+    .requiredOption('--out <dir>', 'directory to create (must be new or empty)')
+    .option('--round <n>', 'committed round to export (0: the starting base; default: the last committed round)', (v: string) => {
+      const n = Number(v)
+      if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('--round must be an integer >= 0')
+      return n
+    })
+    .addOption(new Option('--dtype <dtype>', 'store the weights in this dtype (default: the original checkpoint\'s)').choices(['F32', 'F16', 'BF16']))
+    .action(async (o) => {
+      const r = await exportBase({ home: o.home, out: o.out, round: o.round, dtype: o.dtype })
+      process.stdout.write(`exported round ${r.round} (base ${r.hash.slice(0, 12)}) to ${r.out}: ${r.files.join(', ')}\n`)
+      if (r.noTokenizer) process.stdout.write('note: the built-in model uses a hashed-word tokenizer, which has no Hugging Face tokenizer file\n')
+    })
 }

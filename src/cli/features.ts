@@ -1,9 +1,11 @@
+import { Command, InvalidArgumentError, Option } from 'commander'
+import { BACKENDS } from '../config/node.js'
 import { selectBackend, type BackendPreference } from '../model/backend.js'
 import { maxSequenceLength } from '../model/encoder.js'
 import { computeFeatures, rows } from '../model/hf/features.js'
 import { loadHfModelDir, summarizeIgnored } from '../model/hf/model-dir.js'
 import { UserError } from '../util/errors.js'
-import type { Logger } from '../util/log.js'
+import { createLogger, type Logger } from '../util/log.js'
 
 export interface FeaturesOptions {
   model: string
@@ -53,4 +55,34 @@ export async function featuresCommand(o: FeaturesOptions): Promise<number> {
   for (let t = 0; t < hidden.length; t++) out.write(`  ${String(t).padStart(3)}  ${fmt(hidden[t])}\n`)
   if (o.pooler && f.poolerOutput) out.write(`pooler_output [1, ${f.hidden}]\n       ${fmt(Array.from(f.poolerOutput))}\n`)
   return 0
+}
+
+/** How init reports a Hugging Face base: what was left out, and a generated pooler. */
+export function modelNotes(m: { ignored: string[]; poolerGenerated: boolean }): string {
+  const notes: string[] = []
+  if (m.ignored.length > 0) notes.push(`ignored ${Object.entries(summarizeIgnored(m.ignored)).map(([k, n]) => `${k} (${n})`).join(', ')}`)
+  if (m.poolerGenerated) notes.push('no pooler in the checkpoint: generated one')
+  return notes.length > 0 ? `; ${notes.join('; ')}` : ''
+}
+
+export function registerFeatures(program: Command): void {
+  program
+    .command('features')
+    .description('Print the encoder outputs (input_ids, last_hidden_state) for a text, computed with the TensorFlow.js encoder from a Hugging Face model directory')
+    .requiredOption('--model <dir>', 'Hugging Face model directory (config.json, model.safetensors, tokenizer.json)')
+    .requiredOption('--text <text>', 'the text to encode')
+    .option('--json', 'print {"input_ids": [...], "last_hidden_state": [[...], ...]}')
+    .option('--pooler', 'also print pooler_output')
+    .option('--max-length <n>', 'truncate to this many tokens, special tokens included (default: the model\'s limit)', (v: string) => {
+      const n = Number(v)
+      if (!Number.isInteger(n) || n < 2) throw new InvalidArgumentError('--max-length must be an integer >= 2')
+      return n
+    })
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices([...BACKENDS]).default('auto'))
+    .action(async (o) => {
+      process.exitCode = await featuresCommand({
+        model: o.model, text: o.text, json: Boolean(o.json), pooler: Boolean(o.pooler), maxLength: o.maxLength, backend: o.backend,
+        log: createLogger({ name: 'features', level: process.env.COLDFUSIOND_LOG_LEVEL ?? 'warn' }),
+      })
+    })
 }

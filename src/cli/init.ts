@@ -9,6 +9,7 @@ import { formatSwarmDefinition, loadSwarmDefinition, swarmId, type SwarmDefiniti
 import { writeFileAtomic } from '../util/atomic.js'
 import { UserError } from '../util/errors.js'
 import { TASKS, writeTaskDataset } from '../data/index.js'
+import { ensureTokenFile, isLoopbackHost } from '../api/token.js'
 import { createHfSwarmDefinition, installTokenizerFiles, modelForSwarm } from '../model/hf/swarm.js'
 import type { HfModelDir } from '../model/hf/model-dir.js'
 
@@ -25,6 +26,8 @@ export interface InitOptions {
   bootstrap?: string[]
   mdns?: boolean
   apiPort?: number
+  /** API host; anything but loopback also gets a generated bearer token file (api-token). */
+  apiHost?: string
   swarmKeyFile?: string
   allowPeers?: string[]
   /** A Hugging Face model directory: the base of a new swarm, or this node's copy of the swarm's. */
@@ -39,6 +42,8 @@ export interface InitResult {
   config: NodeConfig
   createdSwarm: boolean
   demoData?: { task: string; file: string; examples: number }
+  /** The API token file written because the API host is not loopback. */
+  apiTokenFile?: string
   /** The Hugging Face model the base came from: tensors left out of the base, generated pooler. */
   model?: { dir: string; ignored: string[]; poolerGenerated: boolean }
 }
@@ -96,12 +101,13 @@ export async function initHome(o: InitOptions): Promise<InitResult> {
     bootstrap: o.bootstrap ?? [],
     mdns: o.mdns ?? true,
     data: { train: dataPath },
-    api: { host: '127.0.0.1', port: o.apiPort ?? 0 },
+    api: { host: o.apiHost ?? '127.0.0.1', port: o.apiPort ?? 0 },
     network: { swarmKeyFile: o.swarmKeyFile, allowPeers: o.allowPeers ?? [] },
   })
   await writeFileAtomic(L.config, renderNodeConfig(config))
+  const apiTokenFile = isLoopbackHost(config.api.host) ? undefined : await ensureTokenFile(L.root)
   const modelInfo = model && { dir: model.dir, ignored: model.base.ignored, poolerGenerated: model.base.poolerSeed !== undefined }
-  return { home: L.root, peerId, swarmId: swarmId(def), def, config, createdSwarm, demoData, model: modelInfo }
+  return { home: L.root, peerId, swarmId: swarmId(def), def, config, createdSwarm, demoData, model: modelInfo, apiTokenFile }
 }
 
 /** Rewrite a home's config.yaml (keeping the comments of the template). */

@@ -13,6 +13,10 @@ import { createSwarmKey } from '../p2p/access.js'
 import { startCommand } from './start.js'
 import { statusCommand } from './status.js'
 import { meshCommand } from './mesh.js'
+import { registerFeatures, modelNotes } from './features.js'
+import { registerExport } from './export.js'
+import { registerCheck } from './check.js'
+import { createHfSwarmDefinition, HF_SWARM_DEFAULTS } from '../model/hf/swarm.js'
 
 const VERSION = '0.1.0'
 
@@ -34,7 +38,7 @@ function swarmOptions(cmd: Command): Command {
     .option('--min-contributors <n>', `contributors a round needs before it may close (default ${SWARM_DEFAULTS.minContributors})`, int('--min-contributors', 1))
     .option('--steps <n>', `local training steps per round (default ${SWARM_DEFAULTS.stepsPerRound})`, int('--steps', 1))
     .option('--batch-size <n>', `local batch size (default ${SWARM_DEFAULTS.batchSize})`, int('--batch-size', 1))
-    .option('--lr <rate>', `local learning rate (default ${SWARM_DEFAULTS.learningRate})`, num('--lr'))
+    .option('--lr <rate>', `local learning rate (default ${SWARM_DEFAULTS.learningRate}; ${HF_SWARM_DEFAULTS.learningRate} with --model)`, num('--lr'))
     .addOption(new Option('--codec <codec>', `delta compression (default ${SWARM_DEFAULTS.codec})`).choices(['q8-block', 'f32']))
     .option('--collect-timeout <sec>', `seconds a node waits for the others' deltas (default ${SWARM_DEFAULTS.collectTimeoutSec})`, num('--collect-timeout'))
     .option('--vote-timeout <sec>', `seconds a node waits for the others' votes (default ${SWARM_DEFAULTS.voteTimeoutSec})`, num('--vote-timeout'))
@@ -43,6 +47,8 @@ function swarmOptions(cmd: Command): Command {
     .option('--trim <fraction>', 'trimmed-mean: fraction dropped at each end per coordinate (default 0.2)', num('--trim'))
     .option('--max-delta-norm <norm>', 'bound on each delta\'s L2 norm before fusion', num('--max-delta-norm'))
     .addOption(new Option('--norm-mode <mode>', 'what the norm bound does to a larger delta (default clip)').choices(['clip', 'reject']))
+    .option('--model <dir>', 'Hugging Face model directory (config.json, model.safetensors, tokenizer.json): the base of a new swarm, or with --swarm this node\'s copy of the swarm\'s model')
+    .option('--max-length <n>', `tokens per training example, special tokens included (default ${SWARM_DEFAULTS.maxLength}; ${HF_SWARM_DEFAULTS.maxLength} with --model)`, int('--max-length', 4))
 }
 
 function swarmOpts(o: Record<string, unknown>) {
@@ -58,6 +64,7 @@ function swarmOpts(o: Record<string, unknown>) {
     seed: o.seed as string | undefined,
     fusionRule: o.fusion as 'mean' | 'median' | 'trimmed-mean' | undefined,
     trim: o.trim as number | undefined,
+    maxLength: o.maxLength as number | undefined,
     normBound: o.maxDeltaNorm ? { mode: ((o.normMode as string | undefined) ?? 'clip') as 'clip' | 'reject', maxNorm: o.maxDeltaNorm as number } : undefined,
   }
 }
@@ -82,20 +89,23 @@ export function buildProgram(): Command {
       .option('--bootstrap <multiaddr>', 'peer to join through, /ip4/HOST/tcp/PORT/p2p/PEER_ID, repeatable', collect)
       .option('--no-mdns', 'do not discover peers with mDNS')
       .option('--api-port <port>', 'local HTTP API port (default 0: any free port)', int('--api-port'))
+      .option('--api-host <host>', 'local HTTP API host (default 127.0.0.1); any other address also gets a generated bearer token in HOME/api-token')
       .option('--swarm-key <file>', 'private swarm: the swarm key file every member holds (see `swarm key`)')
       .option('--allow-peer <peerId>', 'private swarm: a peer id allowed to connect, repeatable (default: anyone)', collect),
   ).action(async (o) => {
     const r = await initHome({
       home: o.home, swarmFile: o.swarm, swarm: swarmOpts(o), data: o.data, demoTask: o.demoTask,
-      listen: o.listen, bootstrap: o.bootstrap, mdns: o.mdns, apiPort: o.apiPort,
-      swarmKeyFile: o.swarmKey ? resolve(o.swarmKey) : undefined, allowPeers: o.allowPeer,
+      listen: o.listen, bootstrap: o.bootstrap, mdns: o.mdns, apiPort: o.apiPort, apiHost: o.apiHost,
+      swarmKeyFile: o.swarmKey ? resolve(o.swarmKey) : undefined, allowPeers: o.allowPeer, model: o.model,
     })
     const out = process.stdout
     out.write(`initialised ${r.home}\n`)
     out.write(`  peer id   ${r.peerId}\n`)
     out.write(`  swarm     ${r.swarmId} (${r.createdSwarm ? 'new swarm; give its swarm.json to the other members' : 'joined'})\n`)
+    if (r.model) out.write(`  model     ${r.model.dir} (${r.def.model.architecture.model_type}, base ${r.def.model.base.hash.slice(0, 12)}${modelNotes(r.model)})\n`)
     if (r.demoData) out.write(`  data      ${r.demoData.file} (generated demo task "${r.demoData.task}", ${r.demoData.examples} examples)\n`)
     out.write(`  config    ${resolve(r.home, 'config.yaml')}\n`)
+    if (r.apiTokenFile) out.write(`  api token ${r.apiTokenFile} (the API on ${r.config.api.host} needs it as a bearer token)\n`)
     out.write(`next: coldfusiond start --home ${o.home}\n`)
   })
 
@@ -138,10 +148,11 @@ export function buildProgram(): Command {
     .option('--examples <n>', 'generated examples per node (default 1200)', int('--examples', 20))
     .option('--timeout <sec>', 'give up after this many seconds', int('--timeout', 10), 1800)
     .option('--json', 'print one JSON object at the end instead of the table')
+    .option('--dashboard', 'print the address of node-0\'s live dashboard as the nodes start')
     .action(async (o) => {
       const log = createLogger({ name: 'mesh' })
       process.exitCode = await meshCommand({
-        nodes: o.nodes, rounds: o.rounds, dir: o.dir, steps: o.steps, examples: o.examples, timeoutSec: o.timeout, json: Boolean(o.json), log,
+        nodes: o.nodes, rounds: o.rounds, dir: o.dir, steps: o.steps, examples: o.examples, timeoutSec: o.timeout, json: Boolean(o.json), dashboard: Boolean(o.dashboard), log,
       })
     })
 
@@ -152,7 +163,7 @@ export function buildProgram(): Command {
       .description('Write a new swarm definition (the shared settings every member needs) and print its id')
       .requiredOption('--out <file>', 'where to write swarm.json'),
   ).action(async (o) => {
-    const { def } = createSwarmDefinition(swarmOpts(o))
+    const { def } = o.model ? await createHfSwarmDefinition(o.model, swarmOpts(o)) : createSwarmDefinition(swarmOpts(o))
     await writeFileAtomic(o.out, formatSwarmDefinition(def))
     process.stdout.write(`${swarmId(def)}\n`)
   })
@@ -164,6 +175,9 @@ export function buildProgram(): Command {
       await createSwarmKey(o.out)
       process.stdout.write(`wrote ${o.out}\n`)
     })
+  registerFeatures(program)
+  registerExport(program)
+  registerCheck(program)
   return program
 }
 

@@ -25,6 +25,8 @@ export interface MeshOptions {
   examples?: number
   timeoutSec: number
   json: boolean
+  /** Print node-0's dashboard address as soon as the nodes start. */
+  dashboard?: boolean
   log: Logger
 }
 
@@ -65,7 +67,9 @@ export async function meshCommand(o: MeshOptions): Promise<number> {
   const swarmFile = join(dir, 'swarm.json')
   await writeFileAtomic(swarmFile, formatSwarmDefinition(def))
 
-  const ports = await freePorts(o.nodes)
+  // With --dashboard, node-0's API gets a known port so its address can be printed up front.
+  const ports = await freePorts(o.nodes + (o.dashboard ? 1 : 0))
+  const dashboardPort = o.dashboard ? ports[o.nodes] : 0
   const nodes: MeshNode[] = []
   for (let i = 0; i < o.nodes; i++) {
     const task = TASKS[i % TASKS.length].name
@@ -81,10 +85,16 @@ export async function meshCommand(o: MeshOptions): Promise<number> {
     const bootstrap = nodes.filter((_, j) => j !== i).map((n, _k) => `/ip4/127.0.0.1/tcp/${ports[nodes.indexOf(n)]}/p2p/${n.peerId}`)
     await writeNodeConfig(nodes[i].home, {
       listen: [`/ip4/127.0.0.1/tcp/${ports[i]}`], announce: [], bootstrap, mdns: false,
-      data: { train: 'data/train.jsonl', evalFraction: 0.15 }, api: { host: '127.0.0.1', port: 0 }, backend: 'auto', logLevel: 'info',
+      data: { train: 'data/train.jsonl', evalFraction: 0.15 }, api: { host: '127.0.0.1', port: i === 0 ? dashboardPort : 0 }, backend: 'auto', logLevel: 'info',
     })
   }
 
+  if (o.dashboard) {
+    // Before the progress bars take over the terminal; stdout carries the single JSON object with --json.
+    const line = `dashboard: http://127.0.0.1:${dashboardPort}/ (node-0, live while the mesh runs)\n`
+    if (o.json) process.stderr.write(line)
+    else process.stdout.write(line)
+  }
   const progress = new MeshProgress(nodes.map((n) => ({ name: n.name, task: n.task })), o.rounds, o.log)
   let interrupted = false
   const onSigint = (): void => {

@@ -23,40 +23,45 @@ export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', '
 
 export const NodeConfigSchema = z
   .object({
-    listen: z.array(MultiaddrString).default(['/ip4/0.0.0.0/tcp/4001']),
-    announce: z.array(MultiaddrString).default([]),
+    listen: z.array(MultiaddrString).default(['/ip4/0.0.0.0/tcp/4001']).describe('Addresses this node listens on (libp2p multiaddrs).'),
+    announce: z.array(MultiaddrString).default([]).describe('Addresses advertised to peers instead of the listen addresses (e.g. behind NAT); empty: automatic.'),
     bootstrap: z
       .array(
         MultiaddrString.refine((s) => s.includes('/p2p/'), {
           message: 'must end with /p2p/<peer id> (the peer id is printed by `coldfusiond status`)',
         }),
       )
-      .default([]),
-    mdns: z.boolean().default(true),
+      .default([])
+      .describe('Peers dialed at start and redialed until they answer, each /ip4/HOST/tcp/PORT/p2p/PEER_ID (any member of the swarm).'),
+    mdns: z.boolean().default(true).describe('Discover and dial peers on the local network with mDNS.'),
     data: z
       .object({
-        train: z.string().min(1),
-        evalFraction: z.number().min(0.01).max(0.5).default(0.1),
-      })
-      .strict(),
-    api: z
-      .object({
-        host: z.string().default('127.0.0.1'),
-        port: z.number().int().min(0).max(65535).default(0),
+        train: z.string().min(1).describe('Training data: JSONL ({"text", "label"} per line) or CSV/TSV with text and label columns; relative to the home. It never leaves the machine.'),
+        evalFraction: z.number().min(0.01).max(0.5).default(0.1).describe('Fraction held out (stratified, fixed seed) to report the eval metric.'),
       })
       .strict()
-      .default({ host: '127.0.0.1', port: 0 }),
+      .describe('Local training data.'),
+    api: z
+      .object({
+        host: z.string().default('127.0.0.1').describe('Address the HTTP API and dashboard bind to. Any address but loopback requires a bearer token.'),
+        port: z.number().int().min(0).max(65535).default(0).describe('Port of the HTTP API and dashboard; 0 picks a free port (written to run/api.json).'),
+        token: z.string().min(16).optional().describe('Bearer token clients must send when the API is not on loopback; without it, the api-token file in the home is used (keep either mode 600).'),
+      })
+      .strict()
+      .default({ host: '127.0.0.1', port: 0 })
+      .describe('Local HTTP API (/status, /rounds, /peers, /metrics) and dashboard (/).'),
     network: z
       .object({
         // A libp2p swarm key file (pnet): connections need the same key on both sides.
-        swarmKeyFile: z.string().min(1).optional(),
+        swarmKeyFile: z.string().min(1).optional().describe('libp2p swarm key (pnet) file shared by all members, relative to the home: connections need the same key on both sides.'),
         // Only these peer ids may connect or have their messages accepted (empty: anyone).
-        allowPeers: z.array(z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{40,64}$/, 'is not a peer id (12D3KooW...)')).default([]),
+        allowPeers: z.array(z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{40,64}$/, 'is not a peer id (12D3KooW...)')).default([]).describe('Only these peer ids may connect or have their gossip accepted; empty: anyone.'),
       })
       .strict()
-      .default({ allowPeers: [] }),
-    backend: z.enum(BACKENDS).default('auto'),
-    logLevel: z.enum(LOG_LEVELS).default('info'),
+      .default({ allowPeers: [] })
+      .describe('Private swarm: who may connect.'),
+    backend: z.enum(BACKENDS).default('auto').describe('TensorFlow.js backend; auto tries tensorflow-gpu (@tensorflow/tfjs-node-gpu), tensorflow (@tensorflow/tfjs-node), wasm, then cpu.'),
+    logLevel: z.enum(LOG_LEVELS).default('info').describe('Level of the JSON log lines on stderr.'),
   })
   .strict()
 
@@ -106,12 +111,13 @@ data:
   # Fraction held out (seeded, fixed) to report the eval metric.
   evalFraction: ${c.data.evalFraction}
 
-# Local HTTP API (status). Port 0 picks a free port, written to run/api.json.
-# Keep the host on loopback unless you protect it.
+# Local HTTP API and dashboard. Port 0 picks a free port, written to run/api.json. A host other
+# than loopback needs a bearer token: api.token here (then keep this file mode 600), or the
+# api-token file in the home (\`coldfusiond init --api-host\` writes one).
 api:
   host: ${q(c.api.host)}
   port: ${c.api.port}
-
+${c.api.token ? `  token: ${q(c.api.token)}\n` : ''}
 # Private swarm: a swarm key file shared by all members (coldfusiond swarm key --out FILE; path
 # relative to this home), and/or the only peer ids allowed to connect (empty: anyone).
 network:

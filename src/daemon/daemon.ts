@@ -16,6 +16,7 @@ import { SwarmGossip } from '../p2p/gossip.js'
 import { ContentProtocol } from '../p2p/fetch.js'
 import { PeerKeeper } from '../p2p/dialer.js'
 import { allowlistGater, loadSwarmKey } from '../p2p/access.js'
+import { BanList } from '../p2p/banlist.js'
 import { withGossipFaults, type GossipFaults } from '../p2p/faults.js'
 import { RoundRunner } from '../rounds/runner.js'
 import type { NodeStatus } from '../rounds/status.js'
@@ -53,6 +54,7 @@ export class Daemon {
   private gossip?: SwarmGossip
   private content?: ContentProtocol
   private readonly abort = new AbortController()
+  private readonly bans = new BanList()
   status!: NodeStatus
 
   constructor(private readonly o: DaemonOptions) {
@@ -97,7 +99,7 @@ export class Daemon {
       const allow = config.network.allowPeers.length > 0 ? [...config.network.allowPeers, peerId] : undefined
       this.node = await createSwarmLibp2p({
         privateKey: key, listen: config.listen, announce: config.announce, mdns: config.mdns,
-        connectionGater: allow ? allowlistGater(allow, this.o.connectionGater) : this.o.connectionGater,
+        connectionGater: this.bans.gater(allow ? allowlistGater(allow, this.o.connectionGater) : this.o.connectionGater),
         swarmKey: config.network.swarmKeyFile ? await loadSwarmKey(L.resolve(config.network.swarmKeyFile)) : undefined,
       })
       const node = this.node
@@ -108,7 +110,7 @@ export class Daemon {
         return rec ? new TextEncoder().encode(JSON.stringify(rec)) : undefined
       }, log)
       await this.content.start()
-      this.gossip = new SwarmGossip(node, topics, swarmId, log, allow ? new Set(allow) : undefined)
+      this.gossip = new SwarmGossip(node, topics, swarmId, log, allow ? new Set(allow) : undefined, this.bans)
       this.keeper = new PeerKeeper(node, config.bootstrap, log)
       const addrs = (): string[] => node.getMultiaddrs().map((m) => m.toString())
 
@@ -158,6 +160,7 @@ export class Daemon {
     s.members = this.gossip?.members() ?? []
     s.addrs = this.node?.getMultiaddrs().map((m) => m.toString()) ?? []
     s.rejected = Object.fromEntries(this.gossip?.rejected ?? [])
+    s.banned = this.bans.banned()
     if (this.content) s.transfer = { ...this.content.stats }
     return s
   }

@@ -44,12 +44,20 @@ export class ContentProtocol {
     private readonly protocol: string,
     private readonly source: ContentSource,
     private readonly log: Logger,
+    private readonly maxRequestsPerWindow = 256,
+    private readonly windowMs = 10_000,
   ) {}
 
   async start(): Promise<void> {
     await this.node.handle(
       this.protocol,
-      ({ stream }) => {
+      ({ stream, connection }) => {
+        const peer = connection.remotePeer.toString()
+        if (!this.admit(peer)) {
+          this.log.warn({ peer }, 'fetch rate limit exceeded; refusing the request')
+          stream.abort(new Error('rate limited'))
+          return
+        }
         void this.serve(stream).catch((err) => {
           this.log.debug({ err: (err as Error).message }, 'serving a fetch failed')
           stream.abort(err as Error)
@@ -61,6 +69,20 @@ export class ContentProtocol {
 
   async stop(): Promise<void> {
     await this.node.unhandle(this.protocol)
+  }
+
+  private readonly windows = new Map<string, { start: number; count: number }>()
+
+  /** At most `maxRequestsPerWindow` requests per peer per window: a peer cannot make us serve without bound. */
+  private admit(peer: string): boolean {
+    const now = Date.now()
+    let w = this.windows.get(peer)
+    if (!w || now - w.start > this.windowMs) {
+      w = { start: now, count: 0 }
+      this.windows.set(peer, w)
+      if (this.windows.size > 10_000) this.windows.clear()
+    }
+    return ++w.count <= this.maxRequestsPerWindow
   }
 
   private async serve(stream: Parameters<Parameters<SwarmLibp2p['handle']>[1]>[0]['stream']): Promise<void> {

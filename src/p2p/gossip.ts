@@ -3,6 +3,7 @@ import type { SwarmLibp2p } from './node.js'
 import type { SwarmTopics } from './topics.js'
 import { decodeMessage, encodeMessage, type GossipMessage } from './messages.js'
 import { PayloadError } from '../util/errors.js'
+import type { BanList } from './banlist.js'
 import type { Logger } from '../util/log.js'
 
 export type GossipHandler = (msg: GossipMessage, from: string) => void
@@ -22,6 +23,7 @@ export class SwarmGossip {
     private readonly log: Logger,
     /** If set, only messages authored by these peers are accepted (relayed ones included). */
     private readonly authors?: ReadonlySet<string>,
+    private readonly bans?: BanList,
   ) {}
 
   start(handler: GossipHandler): void {
@@ -54,26 +56,31 @@ export class SwarmGossip {
     return this.node.services.pubsub.getSubscribers(this.topics.announce).map((p) => p.toString())
   }
 
-  private validate(topic: string, _peer: PeerId, msg: Message): TopicValidatorResult {
-    if (msg.type !== 'signed') return this.reject('unsigned', topic)
+  private validate(topic: string, peer: PeerId, msg: Message): TopicValidatorResult {
+    if (msg.type !== 'signed') return this.reject('unsigned', topic, peer)
     if (this.authors && !this.authors.has(msg.from.toString())) {
       this.log.warn({ from: msg.from.toString(), topic }, 'rejected gossip from a peer outside the allowlist')
-      return this.reject('not-allowed', topic)
+      return this.reject('not-allowed', topic, peer)
     }
     try {
       const m = decodeMessage(msg.data, this.swarmId)
       const expected = m.type === 'announce' ? this.topics.announce : this.topics.vote
-      if (topic !== expected) return this.reject('wrong-topic', topic)
+      if (topic !== expected) return this.reject('wrong-topic', topic, peer)
       return TopicValidatorResult.Accept
     } catch (err) {
       const reason = err instanceof PayloadError ? err.reason : 'invalid'
       this.log.warn({ from: msg.from.toString(), topic, reason, err: (err as Error).message }, 'rejected gossip message')
-      return this.reject(reason, topic)
+      return this.reject(reason, topic, peer)
     }
   }
 
-  private reject(reason: string, _topic: string): TopicValidatorResult {
+  /** Reject (gossipsub lowers the forwarder's score); a repeated offender is cut off and banned. */
+  private reject(reason: string, _topic: string, peer: PeerId): TopicValidatorResult {
     this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1)
+    if (this.bans?.offend(peer.toString())) {
+      this.log.warn({ peer: peer.toString(), reason }, 'disconnecting and banning a peer that keeps sending invalid messages')
+      void this.node.hangUp(peer).catch(() => {})
+    }
     return TopicValidatorResult.Reject
   }
 

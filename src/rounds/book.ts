@@ -16,6 +16,8 @@ interface RoundView {
   deltas: Map<string, KnownDelta>
   /** Announcers on this (round, base): who trained on this base. */
   announcers: Set<string>
+  /** Which delta each announcer announced. */
+  announced: Map<string, string>
   votes: Map<string, Contribution[]>
   commits: Map<string, { hash: string; rule: string; deltas: Contribution[] }>
 }
@@ -39,8 +41,8 @@ export class RoundBook {
     if (!v) {
       const bases = this.byRound.get(round) ?? new Set()
       // Bound the state a flood of fabricated rounds or bases can create; extras get a scratch view.
-      if (bases.size >= this.maxBasesPerRound || (!this.byRound.has(round) && this.byRound.size >= this.maxRounds)) return { deltas: new Map(), announcers: new Set(), votes: new Map(), commits: new Map() }
-      v = { deltas: new Map(), announcers: new Set(), votes: new Map(), commits: new Map() }
+      if (bases.size >= this.maxBasesPerRound || (!this.byRound.has(round) && this.byRound.size >= this.maxRounds)) return { deltas: new Map(), announcers: new Set(), announced: new Map(), votes: new Map(), commits: new Map() }
+      v = { deltas: new Map(), announcers: new Set(), announced: new Map(), votes: new Map(), commits: new Map() }
       this.views.set(k, v)
       bases.add(base)
       this.byRound.set(round, bases)
@@ -60,9 +62,16 @@ export class RoundBook {
     return d
   }
 
-  addAnnounce(round: number, base: string, c: Contribution, size: number, from: string): void {
+  /** An honest node announces one delta per round: a second, different one is refused. */
+  addAnnounce(round: number, base: string, c: Contribution, size: number, from: string): boolean {
+    const v = this.view(round, base)
+    const key = `${from}`
+    const prior = v.announced.get(key)
+    if (prior !== undefined && prior !== c.id) return false
+    v.announced.set(key, c.id)
     this.addDelta(round, base, c, size, from)
-    this.view(round, base).announcers.add(from)
+    v.announcers.add(from)
+    return true
   }
 
   addVote(round: number, base: string, voter: string, deltas: Contribution[]): void {

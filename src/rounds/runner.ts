@@ -110,7 +110,10 @@ export class RoundRunner {
     this.d.log.debug({ type: msg.type, round: msg.round, from }, 'gossip received')
     switch (msg.type) {
       case 'announce':
-        this.book.addAnnounce(msg.round, msg.base, { id: msg.deltaId, peer: from, examples: msg.examples }, msg.size, from)
+        if (!this.book.addAnnounce(msg.round, msg.base, { id: msg.deltaId, peer: from, examples: msg.examples }, msg.size, from)) {
+          this.d.log.warn({ from, round: msg.round }, 'ignored a second, different delta announced by the same peer for one round')
+          break
+        }
         this.d.keeper.learn(from, msg.addrs)
         break
       case 'vote':

@@ -28,6 +28,8 @@ export interface NodeStatus {
   lastMetrics?: { evalBefore?: number; evalLocal?: number; evalAfter?: number }
   divergence: DivergenceEvent[]
   rejected: Record<string, number>
+  /** Peers cut off for repeated invalid messages. */
+  banned?: string[]
   transfer: { bytesIn: number; bytesOut: number; served: number; fetched: number }
   startedAt: string
 }

@@ -17,6 +17,8 @@ export class HomeLayout {
   get run(): string { return join(this.root, 'run') }
   get apiFile(): string { return join(this.root, 'run', 'api.json') }
   get lockFile(): string { return join(this.root, 'run', 'daemon.pid') }
+  /** Bearer token of the HTTP API when it is bound beyond loopback (mode 600). */
+  get apiToken(): string { return join(this.root, 'api-token') }
   /** Resolve a path from config.yaml: relative paths are relative to the home. */
   resolve(p: string): string {
     return isAbsolute(p) ? p : join(this.root, p)
