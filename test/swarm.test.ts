@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile, unlink } from 'node:fs/promises'
 import { Daemon } from '../src/daemon/daemon.js'
 import { loadNodeConfig } from '../src/config/node.js'
 import { HomeLayout } from '../src/store/home.js'
@@ -54,8 +54,16 @@ describe('a swarm of 3 real libp2p nodes (in one process, TCP on loopback)', fun
     const last = ledgers[2].head()!
     assert.equal(sha256Hex(await readFile(new ContentStore(new HomeLayout(nodes[2].home).checkpoints, 'safetensors').path(last.hash))), last.hash)
 
+    // A damaged and a missing checkpoint are rebuilt from parent + deltas at start, and verified.
+    const cp0 = new ContentStore(new HomeLayout(nodes[0].home).checkpoints, 'safetensors')
+    const cp1 = new ContentStore(new HomeLayout(nodes[1].home).checkpoints, 'safetensors')
+    await writeFile(cp0.path(chains[0][ROUNDS - 1].hash), 'damaged')
+    await unlink(cp1.path(chains[0][0].hash))
+
     // Restarted from their homes, the nodes resume where they were and keep agreeing.
     await runDaemons(nodes.map((n) => n.home), ROUNDS + 1)
+    assert.equal(sha256Hex(await readFile(cp0.path(chains[0][ROUNDS - 1].hash))), chains[0][ROUNDS - 1].hash)
+    assert.ok(await cp1.get(chains[0][0].hash))
     const after = await Promise.all(nodes.map((n) => Ledger.open(new HomeLayout(n.home).ledger, def.model.base.hash)))
     for (const l of after) {
       assert.equal(l.headRound(), ROUNDS + 1)

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { builtinModelConfig } from '../model/config.js'
 import { initBody } from '../model/init.js'
+import { maxSequenceLength } from '../model/encoder.js'
 import { encodeSafetensors } from '../model/safetensors.js'
 import { sha256Hex } from '../util/hash.js'
 import { UserError } from '../util/errors.js'
@@ -45,6 +46,9 @@ export function createSwarmDefinition(o: SwarmOptions = {}): { def: SwarmDefinit
   const seed = o.seed ?? randomBytes(8).toString('hex')
   const base = encodeSafetensors(initBody(architecture, seed))
   const d = { ...SWARM_DEFAULTS, ...stripUndefined(o) }
+  if (d.maxLength > maxSequenceLength(architecture)) {
+    throw new UserError(`--max-length ${d.maxLength} exceeds the built-in model's ${maxSequenceLength(architecture)} tokens`)
+  }
   const def = parseSwarmDefinition(SwarmDefinitionSchema.parse({
     protocol: PROTOCOL_VERSION,
     name: d.name,

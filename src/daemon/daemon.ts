@@ -21,12 +21,15 @@ import { withGossipFaults, type GossipFaults } from '../p2p/faults.js'
 import { RoundRunner } from '../rounds/runner.js'
 import type { NodeStatus } from '../rounds/status.js'
 import { ApiServer } from '../api/server.js'
+import { NodeTelemetry } from '../api/telemetry.js'
+import { apiTokenFor } from '../api/token.js'
 import { selectBackend, type BackendPreference } from '../model/backend.js'
 import { decodeSafetensors } from '../model/safetensors.js'
 import { loadExamples, splitHeldOut } from '../data/index.js'
 import { NodeTrainer } from '../train/local.js'
 import { loadSwarmTokenizer } from '../model/hf/swarm.js'
 import { fusionPorts } from './ports.js'
+import { repairCheckpoints } from '../rounds/repair.js'
 
 export interface DaemonOptions {
   home: string
@@ -62,10 +65,15 @@ export class Daemon {
   }
 
   async run(): Promise<void> {
-    const { log, config } = this.o
+    const { config } = this.o
+    // Metrics, round history and warnings for the API; warnings are captured from this logger.
+    const telemetry = new NodeTelemetry(() => this.snapshot())
+    const log = telemetry.logger(this.o.log)
     const L = this.layout
     await this.lock()
     try {
+      // Before anything else: an API reachable from the network without a token is refused.
+      const apiToken = await apiTokenFor(L.root, config.api)
       const { def, id: swarmId } = await loadSwarmDefinition(L.swarm)
       const key = await loadIdentity(L.identity)
       const peerId = peerIdOf(key)
@@ -83,10 +91,6 @@ export class Daemon {
       const deltas = new ContentStore(L.deltas, 'cfd')
       await this.ensureGenesis(def, checkpoints)
       const ledger = await Ledger.open(L.ledger, def.model.base.hash, log)
-      const head = ledger.head()
-      if (head && !(await checkpoints.has(head.hash))) {
-        throw new UserError(`${L.ledger}: the last committed base ${head.hash} is missing from ${L.checkpoints}; restore it or move the ledger away to resync`)
-      }
 
       this.status = {
         peerId, swarm: swarmId, swarmName: def.name, round: ledger.headRound(), baseHash: ledger.headHash(), phase: 'starting',
@@ -109,25 +113,34 @@ export class Daemon {
         const rec = ledger.recordFor(id)
         return rec ? new TextEncoder().encode(JSON.stringify(rec)) : undefined
       }, log)
+      this.content.meter = telemetry.metrics
       await this.content.start()
       this.gossip = new SwarmGossip(node, topics, swarmId, log, allow ? new Set(allow) : undefined, this.bans)
+      this.gossip.meter = telemetry.metrics
       this.keeper = new PeerKeeper(node, config.bootstrap, log)
       const addrs = (): string[] => node.getMultiaddrs().map((m) => m.toString())
 
       const layoutBase = decodeSafetensors((await checkpoints.get(def.model.base.hash))!, 'genesis').tensors
+      const ports = fusionPorts(def, layoutBase)
+      try {
+        await repairCheckpoints(ledger, checkpoints, deltas, ports, log)
+      } catch (err) {
+        throw new UserError(`${L.root}: the committed state cannot be verified (${(err as Error).message}); move ledger.jsonl away to resync from the swarm`)
+      }
       const tokenizer = await loadSwarmTokenizer(def, L.root)
       const trainer = new NodeTrainer(def, { train, eval: held, numLabels: loaded.labels.length }, L.head, peerId, log, tokenizer)
       await trainer.init()
       const runner = new RoundRunner({
         def, swarmId, peerId, ledger, checkpoints, deltas, gossip: this.gossip, content: this.content, keeper: this.keeper,
-        trainer, fusion: fusionPorts(def, layoutBase), status: this.status, log, maxRounds: this.o.maxRounds, myAddrs: addrs, startupListenMs: this.o.startupListenMs,
+        trainer, fusion: ports, status: this.status, log, maxRounds: this.o.maxRounds, myAddrs: addrs, startupListenMs: this.o.startupListenMs,
+        metrics: telemetry.metrics,
       })
       await runner.init()
       const deliver = (msg: Parameters<typeof runner.onGossip>[0], from: string): void => runner.onGossip(msg, from)
       this.gossip.start(this.o.gossipFaults ? withGossipFaults(deliver, this.o.gossipFaults) : deliver)
       this.keeper.start()
 
-      this.api = new ApiServer({ status: () => this.snapshot(), rounds: () => ledger.all() }, log)
+      this.api = new ApiServer({ status: () => this.snapshot(), rounds: () => ledger.all(), telemetry }, log, { token: apiToken })
       const url = await this.api.listen(config.api.host, config.api.port)
       await writeFileAtomic(L.apiFile, JSON.stringify({ url, pid: process.pid, peerId }) + '\n')
       log.info({ addrs: addrs(), api: url, backend: backend.name }, 'node is up')

@@ -7,6 +7,7 @@ import type { SwarmLibp2p } from './node.js'
 import { sha256Hex } from '../util/hash.js'
 import { PayloadError } from '../util/errors.js'
 import type { Logger } from '../util/log.js'
+import type { TransferMeter } from '../api/metrics.js'
 
 /**
  * The content protocol: "announce, then fetch". A request names content by sha256 (a delta
@@ -38,6 +39,8 @@ export interface TransferStats {
 
 export class ContentProtocol {
   readonly stats: TransferStats = { bytesIn: 0, bytesOut: 0, served: 0, fetched: 0 }
+  /** Counts bytes by content kind and times fetches, when set (the daemon's metrics). */
+  meter?: TransferMeter
 
   constructor(
     private readonly node: SwarmLibp2p,
@@ -108,6 +111,7 @@ export class ContentProtocol {
           for (let i = 0; i < bytes.length; i += CHUNK) yield bytes.subarray(i, Math.min(bytes.length, i + CHUNK))
           self.stats.bytesOut += bytes.length
           self.stats.served++
+          self.meter?.sent(req.kind, bytes.length)
           return
         }
       },
@@ -118,6 +122,8 @@ export class ContentProtocol {
 
   /** Fetch content `id` from `peer`; resolves to verified bytes, or throws. */
   async fetch(peer: string, kind: ContentKind, id: string, maxBytes: number, signal: AbortSignal): Promise<Uint8Array> {
+    const started = performance.now()
+    let ok = false
     const stream = await this.node.dialProtocol(peerIdFromString(peer), this.protocol, { signal })
     try {
       const req = new TextEncoder().encode(JSON.stringify({ kind, id }))
@@ -154,8 +160,11 @@ export class ContentProtocol {
       if (kind !== 'record' && actual !== id) throw new PayloadError(`${kind} from ${peer} has sha256 ${actual.slice(0, 12)}, expected ${id.slice(0, 12)}`, 'hash-mismatch')
       this.stats.bytesIn += bytes.length
       this.stats.fetched++
+      this.meter?.received(kind, bytes.length)
+      ok = true
       return bytes
     } finally {
+      this.meter?.fetched(kind, (performance.now() - started) / 1000, ok)
       await stream.close().catch(() => stream.abort(new Error('closed')))
     }
   }

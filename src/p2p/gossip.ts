@@ -5,6 +5,7 @@ import { decodeMessage, encodeMessage, type GossipMessage } from './messages.js'
 import { PayloadError } from '../util/errors.js'
 import type { BanList } from './banlist.js'
 import type { Logger } from '../util/log.js'
+import type { TransferMeter } from '../api/metrics.js'
 
 export type GossipHandler = (msg: GossipMessage, from: string) => void
 
@@ -15,6 +16,8 @@ export type GossipHandler = (msg: GossipMessage, from: string) => void
 export class SwarmGossip {
   readonly rejected = new Map<string, number>()
   private handler: GossipHandler = () => {}
+  /** Counts gossip bytes by message type, when set (the daemon's metrics). */
+  meter?: TransferMeter
 
   constructor(
     private readonly node: SwarmLibp2p,
@@ -47,7 +50,9 @@ export class SwarmGossip {
 
   async publish(msg: GossipMessage): Promise<number> {
     const topic = msg.type === 'announce' ? this.topics.announce : this.topics.vote
-    const res = await this.node.services.pubsub.publish(topic, encodeMessage(msg))
+    const data = encodeMessage(msg)
+    const res = await this.node.services.pubsub.publish(topic, data)
+    this.meter?.sent(msg.type, data.length * res.recipients.length)
     return res.recipients.length
   }
 
@@ -89,7 +94,9 @@ export class SwarmGossip {
     if (msg.topic !== this.topics.announce && msg.topic !== this.topics.vote) return
     if (msg.type !== 'signed') return
     try {
-      this.handler(decodeMessage(msg.data, this.swarmId), msg.from.toString())
+      const m = decodeMessage(msg.data, this.swarmId)
+      this.meter?.received(m.type, msg.data.length)
+      this.handler(m, msg.from.toString())
     } catch (err) {
       this.log.error({ err }, 'gossip handler failed')
     }

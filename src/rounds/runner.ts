@@ -13,6 +13,7 @@ import { chooseFork, missingVoters, unionOfVotes } from './agreement.js'
 import { LineageSync } from './sync.js'
 import { Waker } from './wait.js'
 import type { NodeStatus, Phase } from './status.js'
+import type { NodeMetrics } from '../api/metrics.js'
 
 /** Local training, seen from the round protocol. */
 export interface LocalTrainer {
@@ -63,6 +64,8 @@ export interface RunnerDeps {
   /** How long a starting node listens for the swarm's position before training. */
   startupListenMs?: number
   myAddrs: () => string[]
+  /** Prometheus metrics and the dashboard's history (optional: tests run without). */
+  metrics?: NodeMetrics
 }
 
 class SwitchedBase extends Error {}
@@ -108,6 +111,7 @@ export class RoundRunner {
 
   onGossip(msg: GossipMessage, from: string): void {
     this.d.log.debug({ type: msg.type, round: msg.round, from }, 'gossip received')
+    this.d.metrics?.heard(msg, from)
     switch (msg.type) {
       case 'announce':
         if (!this.book.addAnnounce(msg.round, msg.base, { id: msg.deltaId, peer: from, examples: msg.examples }, msg.size, from)) {
@@ -176,6 +180,7 @@ export class RoundRunner {
     let logged = 0
     const trained = await this.d.trainer.train(this.base, round, (step, total) => {
       this.updateStatus({ progress: { step, total } })
+      this.d.metrics?.trainingStep(step, def.training.batchSize)
       // Progress in the log at each quarter, for nodes run without a terminal.
       const quarter = Math.floor((4 * step) / total)
       if (quarter > logged) {
@@ -280,6 +285,7 @@ export class RoundRunner {
     }
     // The checkpoint is durable before the ledger names it; the head follows the ledger.
     const entry = await this.d.ledger.append({ round, parent, hash, deltas: set, rule: this.d.def.fusion.rule, kind, local })
+    this.d.metrics?.committed(entry)
     if (kind === 'commit') await this.d.trainer.commitHead()
     else this.d.trainer.discardHead()
     this.base = next
@@ -415,11 +421,13 @@ export class RoundRunner {
       const res = await this.sync.syncTo(head.base, providers, signal)
       await this.reloadHead()
       this.d.trainer.discardHead()
+      this.d.metrics?.adopted(res.adopted.length)
       const detail = `adopted ${res.adopted.length} round(s) from ${head.supporters} supporter(s), from common base ${res.ancestor.slice(0, 12)}`
       this.noteDivergence(this.d.ledger.headRound(), previous, head.base, 'switched', detail)
     } catch (err) {
       if (signal.aborted) throw err
       this.unsyncable.set(head.base, Date.now() + 15_000)
+      this.d.metrics?.forkChoice.inc({ outcome: 'failed' })
       this.d.log.warn({ target: head.base.slice(0, 12), round: head.round, err: (err as Error).message }, 'cannot sync to the swarm\'s base yet; will retry')
       this.noteDivergence(head.round - 1, previous, head.base, 'detected', `the swarm builds on another base; sync failed: ${(err as Error).message}`)
       this.setPhase(phase)
@@ -452,6 +460,7 @@ export class RoundRunner {
     const last = list[list.length - 1]
     if (last && last.round === round && last.theirs === theirs && last.action === action) return
     list.push({ round, at: new Date().toISOString(), ours, theirs, action, detail })
+    this.d.metrics?.divergence.inc({ action })
     if (list.length > 50) list.shift()
     this.d.log.warn({ round, ours: ours.slice(0, 12), theirs: theirs.slice(0, 12), action, detail }, 'base divergence')
   }
@@ -473,6 +482,7 @@ export class RoundRunner {
 
   private setPhase(phase: Phase): void {
     this.d.status.phase = phase
+    this.d.metrics?.phase(this.round, phase)
   }
 
   private updateStatus(p: Partial<NodeStatus>): void {

@@ -236,8 +236,9 @@ function renderTimeline(h: History, now: number): void {
     const label = el('div', { class: 'label' }, el('strong', {}, `round ${r.round}`), ` · ${r.phases.length ? `${total.toFixed(1)} s` : 'before this start'}${r.hash ? '' : ' · running'}`)
     const bar = el('div', { class: 'bar' })
     if (r.phases.length === 0) {
-      bar.append(el('div', { class: 'segment phase-other', title: `committed ${r.committedAt ?? ''} (no phase times: the node restarted since)` }, r.committedAt ? `committed ${r.committedAt.slice(11, 19)}` : ''))
-      (bar.firstElementChild as HTMLElement).style.width = '100%'
+      const seg = el('div', { class: 'segment phase-other', title: `committed ${r.committedAt ?? ''} (no phase times: the node restarted since)` }, r.committedAt ? `committed ${r.committedAt.slice(11, 19)}` : '')
+      seg.style.width = '100%'
+      bar.append(seg)
     }
     for (const p of r.phases) {
       const secs = ((p.end ?? now) - p.start) / 1000

@@ -35,7 +35,8 @@ export async function createHfSwarmDefinition(dir: string, o: SwarmOptions = {},
   if (maxLength > limit) throw new UserError(`--max-length ${maxLength} exceeds what ${dir}/config.json allows (${limit} tokens)`)
   // Room for an uncompressed float32 delta of the whole body.
   const maxDeltaBytes = o.maxDeltaBytes ?? Math.max(SWARM_DEFAULTS.maxDeltaBytes, totalParams(model.base.body) * 4 + (1 << 20))
-  const { def: settings } = createSwarmDefinition({ ...o, maxLength, maxDeltaBytes, learningRate: o.learningRate ?? HF_SWARM_DEFAULTS.learningRate })
+  // The shared settings (training, fusion, compression, rounds) as for the built-in model; the model section is replaced below.
+  const { def: settings } = createSwarmDefinition({ ...o, maxLength: undefined, maxDeltaBytes, learningRate: o.learningRate ?? HF_SWARM_DEFAULTS.learningRate })
   const source = {
     kind: 'huggingface' as const,
     files: { [CONFIG_FILE]: model.configFile.sha256, [WEIGHTS_FILE]: model.weightsFile.sha256 },
