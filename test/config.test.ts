@@ -74,7 +74,7 @@ describe('swarm definition', () => {
     await writeFile(f, '{"protocol": "coldfusion/1",')
     await assert.rejects(loadSwarmDefinition(f), /swarm\.json: the swarm definition is not valid JSON/)
     const { def } = createSwarmDefinition({ seed: 'x' })
-    await writeFile(f, formatSwarmDefinition({ ...def, fusion: { rule: 'median' as never } }))
+    await writeFile(f, formatSwarmDefinition({ ...def, fusion: { rule: 'nonsense' as never } }))
     await assert.rejects(loadSwarmDefinition(f), /swarm\.json: fusion\.rule/)
     await writeFile(f, formatSwarmDefinition(def))
     assert.equal((await loadSwarmDefinition(f)).id, swarmId(def))

@@ -59,6 +59,11 @@ export class NodeMetrics implements TransferMeter {
     this.forkChoice = new Counter({ name: `${p}fork_choice_total`, help: 'Fork choice picked another base than ours: adopted (lineage recomputed and verified) or failed (retried later)', labelNames: ['outcome'], registers })
     this.evalAccuracy = new Gauge({ name: `${p}eval_accuracy`, help: 'Eval metric of the last committed round on local held-out data (stage: before, local, after fusion)', labelNames: ['stage'], registers })
 
+    // Known label values start at 0, so rates and alerts work before the first event.
+    for (const kind of ['commit', 'switch']) this.roundsCommitted.inc({ kind }, 0)
+    for (const action of ['detected', 'switched', 'kept']) this.divergence.inc({ action }, 0)
+    for (const outcome of ['adopted', 'failed']) this.forkChoice.inc({ outcome }, 0)
+
     const metrics = this
     new Gauge({ name: `${p}round`, help: 'Last committed round', registers, collect() { this.set(metrics.status().round) } })
     new Gauge({ name: `${p}connected_peers`, help: 'Peers with an open connection', registers, collect() { this.set(metrics.status().peers.length) } })

@@ -30,7 +30,7 @@ export interface Trained {
 
 export interface RoundRecord {
   round: number
-  /** Mean over nodes of the fused base's test accuracy with the node's head. */
+  /** Mean over nodes of the fused base's test accuracy with the node's head (a node's evalAfter). */
   accuracy: number
   perTask: Record<string, number>
   /** Payload bytes per node. */
@@ -65,7 +65,16 @@ export interface SimOptions {
   onRound?: (r: RoundRecord) => void
 }
 
-export async function simulate(o: SimOptions): Promise<RoundRecord[]> {
+export interface SimResult {
+  rounds: RoundRecord[]
+  /**
+   * The final base as the paper evaluates a base: each node fine-tunes it (with its head) for
+   * one more round on its task, then is tested; mean over nodes, and per task.
+   */
+  finetuned: { accuracy: number; perTask: Record<string, number> }
+}
+
+export async function simulate(o: SimOptions): Promise<SimResult> {
   let base = o.genesis
   const heads = [...o.heads]
   const feedback = o.tasks.map(() => ErrorFeedback.inMemory())
@@ -101,5 +110,13 @@ export async function simulate(o: SimOptions): Promise<RoundRecord[]> {
     records.push(rec)
     o.onRound?.(rec)
   }
-  return records
+  const tuned = await trainNodes(o.training, base, heads, o.tasks, o.rounds + 1)
+  const perTask: Record<string, number> = {}
+  let sum = 0
+  for (let i = 0; i < o.tasks.length; i++) {
+    const r = await evaluate({ config: o.training.config, body: tuned[i].body, head: tuned[i].head, examples: o.tasks[i].test, maxLen: o.training.maxLen })
+    perTask[o.tasks[i].name] = r.accuracy
+    sum += r.accuracy
+  }
+  return { rounds: records, finetuned: { accuracy: sum / o.tasks.length, perTask } }
 }

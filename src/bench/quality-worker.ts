@@ -7,7 +7,7 @@ import { initBody, initHead } from '../model/init.js'
 import { decodeSafetensors, encodeSafetensors } from '../model/safetensors.js'
 import type { TensorMap } from '../model/tensors.js'
 import { childMain } from './child.js'
-import { simulate, trainNodes, type RoundRecord, type Trained, type Training } from './central-sim.js'
+import { simulate, trainNodes, type SimResult, type Trained, type Training } from './central-sim.js'
 import { loadTask, REAL_TASKS, type Task } from './tasks.js'
 
 /**
@@ -53,7 +53,7 @@ async function readTensors(file: string): Promise<TensorMap> {
   return decodeSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), file).tensors
 }
 
-async function run(job: QualityJob): Promise<{ records?: RoundRecord[]; round1Seconds?: number[] }> {
+async function run(job: QualityJob): Promise<{ sim?: SimResult; round1Seconds?: number[] }> {
   const s = await setup(job)
   if (job.mode === 'round1') {
     const trained = await trainNodes(s.training, s.genesis, s.heads, s.tasks, 1)
@@ -72,11 +72,12 @@ async function run(job: QualityJob): Promise<{ records?: RoundRecord[]; round1Se
     round1.push({ body: await readTensors(join(job.cacheDir, `node${i}.body.safetensors`)), head: await readTensors(join(job.cacheDir, `node${i}.head.safetensors`)), seconds: seconds[i] })
   }
   const label = `${job.codec!.codec}${job.codec!.densityPpm ? `@${job.codec!.densityPpm}ppm` : ''}`
-  const records = await simulate({
+  const sim = await simulate({
     training: s.training, codec: job.codec!, rounds: job.rounds, tasks: s.tasks, genesis: s.genesis, heads: s.heads, round1,
     onRound: (r) => process.stderr.write(`  quality ${label}: round ${r.round}/${job.rounds} accuracy ${(100 * r.accuracy).toFixed(1)} bytes ${Math.round(r.bytes.reduce((a, b) => a + b, 0) / r.bytes.length)}\n`),
   })
-  return { records }
+  process.stderr.write(`  quality ${label}: fine-tuned final base ${(100 * sim.finetuned.accuracy).toFixed(1)}\n`)
+  return { sim }
 }
 
 childMain(run)

@@ -7,6 +7,8 @@ import { decodeSafetensors, type DType } from '../model/safetensors.js'
 import { writeHfDirectory } from '../model/hf/export.js'
 import { readInstalledTokenizerFiles } from '../model/hf/swarm.js'
 import { UserError } from '../util/errors.js'
+import { writeFileAtomic } from '../util/atomic.js'
+import { join } from 'node:path'
 
 export interface ExportOptions {
   home: string
@@ -53,6 +55,11 @@ export async function exportBase(o: ExportOptions): Promise<ExportResult> {
     dtype: o.dtype,
     tokenizerFiles: await readInstalledTokenizerFiles(def, L.root),
   })
+  // The built-in model's tokenizer has no Hugging Face file: record what `eval` needs to rebuild it.
+  if (def.model.tokenizer.kind === 'hashed-words') {
+    await writeFileAtomic(join(o.out, 'coldfusiond.json'), JSON.stringify({ tokenizer: def.model.tokenizer }, null, 2) + '\n')
+    files.push('coldfusiond.json')
+  }
   return { out: o.out, round, hash, files, noTokenizer: def.model.tokenizer.kind !== 'huggingface' }
 }
 

@@ -16,7 +16,10 @@ import { meshCommand } from './mesh.js'
 import { registerFeatures, modelNotes } from './features.js'
 import { registerExport } from './export.js'
 import { registerCheck } from './check.js'
+import { registerEval } from './eval.js'
+import { registerExperiment } from './experiment.js'
 import { createHfSwarmDefinition, HF_SWARM_DEFAULTS } from '../model/hf/swarm.js'
+import { CODEC_IDS, type CodecId } from '../codec/ids.js'
 
 const VERSION = '0.1.0'
 
@@ -39,7 +42,7 @@ function swarmOptions(cmd: Command): Command {
     .option('--steps <n>', `local training steps per round (default ${SWARM_DEFAULTS.stepsPerRound})`, int('--steps', 1))
     .option('--batch-size <n>', `local batch size (default ${SWARM_DEFAULTS.batchSize})`, int('--batch-size', 1))
     .option('--lr <rate>', `local learning rate (default ${SWARM_DEFAULTS.learningRate}; ${HF_SWARM_DEFAULTS.learningRate} with --model)`, num('--lr'))
-    .addOption(new Option('--codec <codec>', `delta compression (default ${SWARM_DEFAULTS.codec})`).choices(['q8-block', 'f32']))
+    .addOption(new Option('--codec <codec>', `delta compression (default ${SWARM_DEFAULTS.codec})`).choices([...CODEC_IDS]))
     .option('--collect-timeout <sec>', `seconds a node waits for the others' deltas (default ${SWARM_DEFAULTS.collectTimeoutSec})`, num('--collect-timeout'))
     .option('--vote-timeout <sec>', `seconds a node waits for the others' votes (default ${SWARM_DEFAULTS.voteTimeoutSec})`, num('--vote-timeout'))
     .option('--seed <seed>', 'seed of the round-0 base (default: random)')
@@ -58,7 +61,7 @@ function swarmOpts(o: Record<string, unknown>) {
     stepsPerRound: o.steps as number | undefined,
     batchSize: o.batchSize as number | undefined,
     learningRate: o.lr as number | undefined,
-    codec: o.codec as 'q8-block' | 'f32' | undefined,
+    codec: o.codec as CodecId | undefined,
     collectTimeoutSec: o.collectTimeout as number | undefined,
     voteTimeoutSec: o.voteTimeout as number | undefined,
     seed: o.seed as string | undefined,
@@ -178,6 +181,8 @@ export function buildProgram(): Command {
   registerFeatures(program)
   registerExport(program)
   registerCheck(program)
+  registerEval(program)
+  registerExperiment(program)
   return program
 }
 

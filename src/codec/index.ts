@@ -1,5 +1,6 @@
 export type { Codec, CodecParams, CodecSettings, DeltaMeta, EncodedSections } from './types.js'
 export { registerCodec, getCodec, codecIds } from './registry.js'
+export { CODEC_IDS, type CodecId, isSparseCodec, feedbackByDefault } from './ids.js'
 export { f32Codec } from './f32.js'
 export { q8BlockCodec, DEFAULT_BLOCK_SIZE } from './q8block.js'
 export { q4BlockCodec, q1BlockCodec } from './dense.js'

@@ -6,6 +6,7 @@ import { encodeSafetensors } from '../model/safetensors.js'
 import { sha256Hex } from '../util/hash.js'
 import { UserError } from '../util/errors.js'
 import { PROTOCOL_VERSION, SwarmDefinitionSchema, parseSwarmDefinition, type SwarmDefinition } from './swarm.js'
+import { DEFAULT_DENSITY_PPM, isSparseCodec, type CodecId } from '../codec/index.js'
 
 /** Settings a user may choose when creating a swarm; everything else has a default. */
 export interface SwarmOptions {
@@ -14,8 +15,12 @@ export interface SwarmOptions {
   stepsPerRound?: number
   batchSize?: number
   learningRate?: number
-  codec?: 'q8-block' | 'f32'
+  codec?: CodecId
   blockSize?: number
+  /** topk-* codecs: values kept per million (default DEFAULT_DENSITY_PPM). */
+  densityPpm?: number
+  /** Override the codec's error-feedback default. */
+  errorFeedback?: boolean
   collectTimeoutSec?: number
   voteTimeoutSec?: number
   maxDeltaBytes?: number
@@ -64,7 +69,12 @@ export function createSwarmDefinition(o: SwarmOptions = {}): { def: SwarmDefinit
       ...(o.fusionRule === 'trimmed-mean' && o.trim !== undefined ? { params: { trim: o.trim } } : {}),
       ...(o.normBound ? { normBound: o.normBound } : {}),
     },
-    compression: { codec: d.codec, blockSize: d.blockSize },
+    compression: {
+      codec: d.codec,
+      blockSize: d.blockSize,
+      ...(isSparseCodec(d.codec) ? { densityPpm: d.densityPpm ?? DEFAULT_DENSITY_PPM } : {}),
+      ...(d.errorFeedback !== undefined ? { errorFeedback: d.errorFeedback } : {}),
+    },
     rounds: {
       minContributors: d.minContributors,
       collectTimeoutSec: d.collectTimeoutSec,

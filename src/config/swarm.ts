@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
 import { ModelConfigSchema } from '../model/config.js'
+import { CODEC_IDS } from '../codec/ids.js'
 import { canonicalJson } from '../util/canonical-json.js'
 import { sha256Hex } from '../util/hash.js'
 import { ConfigError } from '../util/errors.js'
@@ -95,7 +96,8 @@ export const SwarmDefinitionSchema = z
     fusion: z
       .object({
         // mean: the paper's rule; median and trimmed-mean resist a minority of poisoned deltas.
-        rule: z.enum(['mean', 'median', 'trimmed-mean']),
+        // weighted-mean, task-arithmetic, ties and dare merge task-specific deltas (docs/experiment.md).
+        rule: z.enum(['mean', 'median', 'trimmed-mean', 'weighted-mean', 'task-arithmetic', 'ties', 'dare']),
         params: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])).optional(),
         // Each delta's L2 norm is bounded before fusion: clipped to maxNorm, or left out.
         normBound: z.object({ mode: z.enum(['clip', 'reject']), maxNorm: z.number().positive() }).strict().optional(),
@@ -103,8 +105,12 @@ export const SwarmDefinitionSchema = z
       .strict(),
     compression: z
       .object({
-        codec: z.enum(['q8-block', 'f32']),
+        codec: z.enum(CODEC_IDS),
         blockSize: z.number().int().min(16).max(65536),
+        // topk-* codecs: values kept per million (absent: DEFAULT_DENSITY_PPM).
+        densityPpm: z.number().int().min(1).max(1_000_000).optional(),
+        // Carry what compression dropped into the next round's delta (absent: on for all but f32 and q8-block).
+        errorFeedback: z.boolean().optional(),
       })
       .strict(),
     rounds: z

@@ -2,6 +2,10 @@ import type { FusionRule } from './types.js'
 import { meanRule } from './mean.js'
 import { medianRule } from './median.js'
 import { trimmedMeanRule } from './trimmed-mean.js'
+import { weightedMeanRule } from './weighted-mean.js'
+import { taskArithmeticRule } from './task-arithmetic.js'
+import { tiesRule } from './ties.js'
+import { dareRule } from './dare.js'
 
 /** Fusion rules by id. The id is part of the swarm's settings: it must never change meaning. */
 const rules = new Map<string, FusionRule>()
@@ -23,3 +27,7 @@ export function fusionRuleIds(): string[] {
 registerFusionRule(meanRule)
 registerFusionRule(medianRule)
 registerFusionRule(trimmedMeanRule)
+registerFusionRule(weightedMeanRule)
+registerFusionRule(taskArithmeticRule)
+registerFusionRule(tiesRule)
+registerFusionRule(dareRule)

@@ -1,7 +1,7 @@
 /**
  * Tokenizers turn texts into padded id batches for the encoder. The built-in one hashes words
- * into the vocabulary, so it needs no vocabulary file and every node maps a word to the same id;
- * a Hugging Face tokenizer.json implementation can sit behind the same interface later.
+ * into the vocabulary, so it needs no vocabulary file and every node maps a word to the same id.
+ * A Hugging Face tokenizer.json sits behind the same interface (hf/tokenizer.ts).
  */
 
 /** RoBERTa's special token ids. */

@@ -25,15 +25,7 @@ export async function measureStep(
   setWasmBatchMatMulFix(opts.matMulFix ?? true)
   const state = new TrainState(config, initBody(config, 'bench'), initHead(config, 2, 'bench'), 2, 'bench')
   try {
-    const rng = Rng.fromSeed('stepbench')
-    const inputIds = new Int32Array(batch * seqLen)
-    for (let b = 0; b < batch; b++) {
-      for (let t = 0; t < seqLen; t++) inputIds[b * seqLen + t] = FIRST_WORD_ID + rng.int(config.vocab_size - FIRST_WORD_ID)
-      inputIds[b * seqLen] = config.bos_token_id
-      inputIds[b * seqLen + seqLen - 1] = config.eos_token_id
-    }
-    const data: EncodedBatch = { inputIds, attentionMask: new Int32Array(batch * seqLen).fill(1), batch, seqLen }
-    const labels = Int32Array.from({ length: batch }, (_, i) => i % 2)
+    const { data, labels } = syntheticBatch(config, batch, seqLen)
     for (let i = 0; i < (opts.warmup ?? 1); i++) state.step(data, labels, 1e-4)
     const t0 = performance.now()
     for (let i = 0; i < steps; i++) state.step(data, labels, 1e-4)
@@ -41,6 +33,52 @@ export async function measureStep(
   } finally {
     state.dispose()
     setWasmBatchMatMulFix(previousFix)
+  }
+}
+
+/** A full-length batch of random word ids (every row seqLen tokens, <s> ... </s>) and alternating labels. */
+export function syntheticBatch(config: ModelConfig, batch: number, seqLen: number, seed = 'stepbench'): { data: EncodedBatch; labels: Int32Array } {
+  const rng = Rng.fromSeed(seed)
+  const inputIds = new Int32Array(batch * seqLen)
+  for (let b = 0; b < batch; b++) {
+    for (let t = 0; t < seqLen; t++) inputIds[b * seqLen + t] = FIRST_WORD_ID + rng.int(config.vocab_size - FIRST_WORD_ID)
+    inputIds[b * seqLen] = config.bos_token_id
+    inputIds[b * seqLen + seqLen - 1] = config.eos_token_id
+  }
+  const data: EncodedBatch = { inputIds, attentionMask: new Int32Array(batch * seqLen).fill(1), batch, seqLen }
+  return { data, labels: Int32Array.from({ length: batch }, (_, i) => i % 2) }
+}
+
+export interface KernelShare {
+  kernel: string
+  ms: number
+  share: number
+  calls: number
+}
+
+/** tf.profile of one training step on the active backend: time per kernel name, largest first. */
+export async function profileStep(batch: number, seqLen: number, config: ModelConfig = builtinModelConfig()): Promise<{ totalMs: number; kernels: KernelShare[] }> {
+  const state = new TrainState(config, initBody(config, 'bench'), initHead(config, 2, 'bench'), 2, 'bench')
+  try {
+    const { data, labels } = syntheticBatch(config, batch, seqLen)
+    state.step(data, labels, 1e-4)
+    const info = await tf.profile(() => {
+      state.step(data, labels, 1e-4)
+    })
+    const by = new Map<string, { ms: number; calls: number }>()
+    let totalMs = 0
+    for (const k of info.kernels) {
+      const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0
+      const e = by.get(k.name) ?? { ms: 0, calls: 0 }
+      e.ms += ms
+      e.calls++
+      by.set(k.name, e)
+      totalMs += ms
+    }
+    const kernels = [...by].map(([kernel, e]) => ({ kernel, ms: e.ms, share: e.ms / totalMs, calls: e.calls })).sort((a, b) => b.ms - a.ms)
+    return { totalMs, kernels }
+  } finally {
+    state.dispose()
   }
 }
 

@@ -134,7 +134,7 @@ function renderAgreement(h: History, nodes: string[], s: Status, peers: PeerInfo
   const summary = byId('agreement-summary')
   summary.className = onOurs === known ? 'agree' : 'split'
   summary.replaceChildren(`round ${s.round}: ${onOurs} of ${known} node${known === 1 ? '' : 's'} on base `, hashChip(s.baseHash), onOurs === known ? '' : ' — the others committed something else (see the rows below)')
-  const head = el('tr', {}, el('th', {}, 'round'), ...nodes.map((n) => el('th', { title: n }, nodeLabel(n, h.self))), el('th', {}, 'verdict'))
+  const head = el('tr', {}, el('th', {}, 'round'), ...nodes.map((n) => el('th', { class: 'node', title: n }, nodeLabel(n, h.self))), el('th', {}, 'verdict'))
   const rows = rounds.map((r) => {
     const hashes = nodes.map((n) => (n === h.self ? r.hash : r.peers[n]?.hash))
     const counts = new Map<string, number>()
@@ -184,7 +184,8 @@ function lineChart(series: Series[], opts: { yLabel: string; yMin?: number; yMax
   const xl = svg('text', { x: (L + W - R) / 2, y: H - 4, 'text-anchor': 'middle' })
   xl.textContent = 'round'
   root.append(xl, svg('line', { class: 'axis', x1: L, x2: W - R, y1: H - B, y2: H - B }), svg('line', { class: 'axis', x1: L, x2: L, y1: T, y2: H - B }))
-  for (const s of series) {
+  // The first series is the main one: drawn last, so it stays visible where lines overlap.
+  for (const s of series.slice().reverse()) {
     if (s.points.length === 0) continue
     const d = s.points.map((p, i) => `${i ? 'L' : 'M'}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(' ')
     root.append(svg('path', { class: 'series', d, fill: 'none', stroke: s.color, 'stroke-width': 2, ...(s.dash ? { 'stroke-dasharray': s.dash } : {}), 'data-series': s.name }))
@@ -260,7 +261,7 @@ function renderPeers(peers: PeerInfo[], s: Status): void {
   if (peers.length === 0) return
   const rows = peers.map((p) =>
     el('tr', { 'data-peer': p.peerId },
-      el('td', { class: 'mono', title: p.peerId }, `…${p.peerId.slice(-12)}`),
+      el('td', { class: 'mono', title: p.peerId }, nodeLabel(p.peerId, s.peerId)),
       el('td', {}, p.connected ? 'connected' : p.member ? 'heard via gossip' : 'not connected'),
       el('td', {}, p.round === undefined ? '—' : String(p.round)),
       el('td', {}, hashChip(p.hash)),
@@ -306,7 +307,7 @@ function askToken(): void {
     token = input.value.trim() || undefined
     if (token) sessionStorage.setItem('coldfusiond-token', token)
     showBanner(undefined)
-    void refresh()
+    void loop()
   })
   showBanner(['This node\'s API is not on loopback and needs its bearer token (api.token in config.yaml, or the api-token file in the node home).', form])
 }
@@ -319,7 +320,8 @@ function setLive(ok: boolean, detail?: string): void {
   replace('updated', ok ? age : `${detail ?? 'unreachable'} · ${age}`)
 }
 
-async function refresh(): Promise<void> {
+/** One update of the page; false when polling should wait for a token. */
+async function refresh(): Promise<boolean> {
   try {
     const [s, h, p, w] = await Promise.all([
       get<Status>('/status'), get<History>('/history?limit=30'), get<{ peers: PeerInfo[] }>('/peers'), get<Warning[]>('/warnings'),
@@ -334,15 +336,21 @@ async function refresh(): Promise<void> {
     if (!document.getElementById('token-form')) showBanner(undefined)
     setLive(true)
     document.body.dataset.round = String(s.round)
+    return true
   } catch (err) {
-    if (err instanceof Unauthorized) askToken()
-    setLive(false, err instanceof Unauthorized ? 'token needed' : 'node unreachable')
+    const unauthorized = err instanceof Unauthorized
+    if (unauthorized) askToken()
+    setLive(false, unauthorized ? 'token needed' : 'node unreachable')
+    return !unauthorized
   }
 }
 
+let timer: ReturnType<typeof setTimeout> | undefined
+
 async function loop(): Promise<void> {
-  await refresh()
-  setTimeout(() => void loop(), REFRESH_MS)
+  clearTimeout(timer)
+  // Without a valid token there is nothing to poll for until one is entered.
+  if (await refresh()) timer = setTimeout(() => void loop(), REFRESH_MS)
 }
 
 void loop()

@@ -8,6 +8,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>coldfusiond</title>
+<link rel="icon" href="data:,">
 <style>
   :root {
     --bg: #f4f5f7; --card: #fff; --ink: #1d2330; --muted: #687083; --line: #e2e5ea; --ok: #2f8f4e; --bad: #c23b3b; --warn: #b7791f;
@@ -18,8 +19,8 @@ export const DASHBOARD_HTML = `<!doctype html>
   header { display: flex; flex-wrap: wrap; align-items: center; gap: 10px 18px; padding: 14px 22px; background: #1d2330; color: #fff; }
   header h1 { font-size: 18px; margin: 0 8px 0 0; font-weight: 650; letter-spacing: .2px; }
   header .kv { display: flex; flex-direction: column; }
-  header .kv span:first-child { font-size: 11px; text-transform: uppercase; letter-spacing: .6px; color: #aab2c3; }
-  header .kv span:last-child { font-weight: 600; }
+  header .kv > span:first-child { font-size: 11px; text-transform: uppercase; letter-spacing: .6px; color: #aab2c3; }
+  header .kv > span:last-child { font-weight: 600; }
   #live { margin-left: auto; font-size: 12px; color: #aab2c3; display: flex; align-items: center; gap: 6px; }
   #live .dot { width: 9px; height: 9px; border-radius: 50%; background: var(--other); }
   #live.ok .dot { background: #46c46e; }
@@ -38,6 +39,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   table { border-collapse: collapse; width: 100%; }
   th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line); vertical-align: middle; }
   th { font-size: 11px; text-transform: uppercase; letter-spacing: .5px; color: var(--muted); font-weight: 600; }
+  th.node { text-transform: none; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; letter-spacing: 0; }
   #agreement td.verdict { font-weight: 600; }
   .agree { color: var(--ok); } .split { color: var(--bad); } .partial { color: var(--warn); }
   .chart svg { width: 100%; height: auto; display: block; }

@@ -1,0 +1,55 @@
+import { Command, InvalidArgumentError } from 'commander'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { REAL_TASKS } from '../bench/tasks.js'
+import { runExperiment } from '../experiment/runner.js'
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
+const int = (name: string, min = 1) => (v: string): number => {
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`)
+  return n
+}
+const num = (name: string) => (v: string): number => {
+  const n = Number(v)
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number`)
+  return n
+}
+const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v]
+
+export function registerExperiment(program: Command): void {
+  program
+    .command('experiment')
+    .description('The ColD Fusion experiment on real tasks: initial base, fused base of a real local swarm (seen), leave-one-task-out swarms (unseen), a central multitask reference and other fusion rules, each evaluated by linear probe, few-example and full-data fine-tuning over several seeds; writes report.md, a plot, summary.json and every evaluated base')
+    .option('--data <dir>', 'task directory (TASK/train.jsonl, test.jsonl, labels.json)', join(REPO, '../shared/data'))
+    .option('--out <dir>', 'new output directory', join(REPO, 'experiment-out', new Date().toISOString().replace(/[:.]/g, '-')))
+    .option('--tasks <list>', 'comma-separated task names', REAL_TASKS.join(','))
+    .option('--rounds <n>', 'swarm rounds', int('--rounds'), 3)
+    .option('--node-train-n <n>', 'training examples per node (seeded sample; 0: the whole train set)', int('--node-train-n', 0), 1000)
+    .option('--steps <n>', 'local steps per round (default: one epoch of the node\'s examples)', int('--steps'))
+    .option('--batch-size <n>', 'local batch size', int('--batch-size'), 16)
+    .option('--lr <rate>', 'local learning rate', num('--lr'), 2e-3)
+    .option('--seeds <n>', 'eval seeds', int('--seeds'), 2)
+    .option('--probe-n <n>', 'linear probe: training examples', int('--probe-n'), 500)
+    .option('--probe-epochs <n>', 'linear probe: epochs', int('--probe-epochs'), 10)
+    .option('--few-n <n>', 'few-example fine-tuning: training examples', int('--few-n'), 500)
+    .option('--few-epochs <n>', 'few-example fine-tuning: epochs', int('--few-epochs'), 10)
+    .option('--full-n <n>', 'full-data fine-tuning: examples (0: the whole train set)', int('--full-n', 0), 0)
+    .option('--full-epochs <n>', 'full-data fine-tuning: epochs', int('--full-epochs'), 3)
+    .option('--full-seeds <n>', 'seeds for the full-data protocol (default: --seeds)', int('--full-seeds'))
+    .option('--no-loo', 'skip the leave-one-task-out swarms (unseen tasks)')
+    .option('--rule <spec>', 'also compare this fusion rule in-process, e.g. ties:density=0.2 (repeatable)', collect, [])
+    .option('--jobs <n>', 'eval processes at a time', int('--jobs'), 2)
+    .option('--base-seed <seed>', 'seed of the initial built-in base, shared by every arm', 'coldfusion-experiment-v1')
+    .option('--max-len <n>', 'tokens per example', int('--max-len', 4), 32)
+    .action(async (o) => {
+      const s = await runExperiment({
+        data: resolve(o.data), out: o.out, tasks: String(o.tasks).split(','), rounds: o.rounds, nodeTrainN: o.nodeTrainN || undefined, steps: o.steps,
+        batchSize: o.batchSize, lr: o.lr, seeds: o.seeds, probeN: o.probeN, probeEpochs: o.probeEpochs, fewN: o.fewN, fewEpochs: o.fewEpochs,
+        fullN: o.fullN || undefined, fullEpochs: o.fullEpochs, fullSeeds: o.fullSeeds ?? o.seeds, loo: o.loo !== false, rules: o.rule, jobs: o.jobs,
+        baseSeed: o.baseSeed, maxLen: o.maxLen, log: (l) => process.stderr.write(l + '\n'),
+      })
+      process.stdout.write(`report  ${s.files.report}\nplot    ${s.files.plot}\nsummary ${s.files.json}\nbases:\n`)
+      for (const [k, v] of Object.entries(s.bases)) process.stdout.write(`  ${k.padEnd(22)} ${v.dir}\n`)
+    })
+}

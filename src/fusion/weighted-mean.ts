@@ -1,0 +1,36 @@
+import { sortedNames, type TensorMap } from '../model/tensors.js'
+import type { FusionRule } from './types.js'
+
+/**
+ * `weighted-mean`: base + sum_i (n_i / sum n) * delta_i, each delta weighted by the number of
+ * training examples its contributor announced (FedAvg's rule). Weights and the sum are float64,
+ * deltas are read in id order, one float32 rounding per value.
+ */
+export const weightedMeanRule: FusionRule = {
+  id: 'weighted-mean',
+  checkParams(params) {
+    const keys = Object.keys(params)
+    if (keys.length > 0) throw new RangeError(`fusion rule weighted-mean takes no params, got ${keys.join(', ')}`)
+  },
+  fuse(base, deltas) {
+    let total = 0
+    for (const d of deltas) total += d.examples
+    // All-zero counts (allowed by the codec) fall back to the plain mean.
+    const weights = deltas.map((d) => (total > 0 ? d.examples / total : 1 / deltas.length))
+    const out: TensorMap = new Map()
+    for (const name of sortedNames(base)) {
+      const b = base.get(name)!
+      const acc = new Float64Array(b.data.length)
+      const scratch = new Float32Array(b.data.length)
+      deltas.forEach((d, k) => {
+        d.reader.read(name, scratch)
+        const w = weights[k]
+        for (let i = 0; i < acc.length; i++) acc[i] += w * scratch[i]
+      })
+      const data = new Float32Array(b.data.length)
+      for (let i = 0; i < data.length; i++) data[i] = b.data[i] + acc[i]
+      out.set(name, { shape: [...b.shape], data })
+    }
+    return out
+  },
+}
