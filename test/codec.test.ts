@@ -192,7 +192,7 @@ describe('codec', () => {
         return p
       }
       rejects(() => decodeDelta(flip(0)), 'bad-magic')
-      rejects(() => decodeDelta(build({ header: text, body, version: 2 })), 'unsupported-version')
+      rejects(() => decodeDelta(build({ header: text, body, version: 3 })), 'unsupported-version')
       rejects(() => decodeDelta(build({ header: text, body, codec: 'q9-block' })), 'unsupported-codec')
       rejects(() => decodeDelta(valid.subarray(0, valid.length - 1)), 'truncated')
       rejects(() => decodeDelta(valid.subarray(0, 10)), 'truncated')

@@ -68,6 +68,7 @@ describe('docker-compose.yml and Dockerfile (structure; no Docker engine runs he
     const c = compose.services.checker
     assert.deepEqual(c.profiles, ['ci'])
     assert.equal(c.image, 'coldfusiond:local')
+    assert.equal(c.build, '.')
     assert.equal(c.entrypoint, undefined, 'the image entrypoint is coldfusiond')
     const args = c.command!.map((a) => interpolate(a, { NODES: '5', ROUNDS: '4' }))
     assert.equal(args[0], 'check')
@@ -158,6 +159,11 @@ describe('docker-compose.yml and Dockerfile (structure; no Docker engine runs he
       const labels = await Promise.all([0, 1, 2].map(async (i) => (await readFile(join(dir, `data-${i}`, 'data', 'labels.json'), 'utf8')).trim()))
       assert.deepEqual(labels.sort(), TASKS.slice(0, 3).map((t) => JSON.stringify(t.labels)).sort())
       for (let i = 0; i < 3; i++) assert.match(await readFile(join(dir, `data-${i}`, 'config.yaml'), 'utf8'), /host: "0\.0\.0\.0"/)
+
+      // `status` on a node whose API is beyond loopback finds the token in the home.
+      const st = await runCli(['status', '--home', join(dir, 'data-0')])
+      assert.equal(st.code, 0, st.stderr)
+      assert.match(st.stdout, /^state\s+running, done$/m)
 
       // The compose healthcheck, pointed at one node's port.
       const probe = compose.services.node.healthcheck!.test.slice(1).map((a) => a.replace('8080', String(ports[1])))

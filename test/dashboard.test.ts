@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { chromium, type BrowserContext } from 'playwright-core'
 import { Ledger } from '../src/store/ledger.js'
 import { startSwarm, type RunningSwarm } from './helpers/running-swarm.js'
+import { spawnCli } from './helpers/cli.js'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const ARTIFACTS = join(ROOT, 'test-artifacts')
@@ -26,7 +27,7 @@ async function launch(): Promise<{ context: BrowserContext; profile: string }> {
   return { context, profile }
 }
 
-describe('dashboard (headless Chromium against a running 3-node swarm)', function () {
+describe('dashboard', function () {
   this.timeout(300_000)
   let swarm: RunningSwarm | undefined
   let browser: { context: BrowserContext; profile: string } | undefined
@@ -37,7 +38,7 @@ describe('dashboard (headless Chromium against a running 3-node swarm)', functio
     await swarm?.stop()
   })
 
-  it('renders the eval chart, the hash agreement, the timeline and the peers, and updates live without reloading', async () => {
+  it('in headless Chromium against a running 3-node swarm: renders the eval chart, the hash agreement, the timeline and the peers, and updates live without reloading', async () => {
     const ROUNDS = 3
     swarm = await startSwarm(3, { seed: 'dashboard-test', stepsPerRound: 6, batchSize: 8, minContributors: 2, collectTimeoutSec: 60, voteTimeoutSec: 10 }, ROUNDS, 200)
     const [url] = await swarm.api()
@@ -92,5 +93,27 @@ describe('dashboard (headless Chromium against a running 3-node swarm)', functio
     await mkdir(ARTIFACTS, { recursive: true })
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true })
     assert.deepEqual(problems, [])
+  })
+
+  it('`coldfusiond mesh --dashboard` prints a node\'s dashboard address first, and the page is live while the mesh runs', async () => {
+    const dir = join(await mkdtemp(join(tmpdir(), 'cfd-mesh-dash-')), 'mesh')
+    const mesh = spawnCli(['mesh', '--nodes', '1', '--rounds', '2', '--steps', '3', '--examples', '60', '--dir', dir, '--dashboard'])
+    const exited = new Promise<number | null>((r) => mesh.on('exit', (code) => r(code)))
+    let address: string | undefined
+    let served = false
+    const deadline = Date.now() + 120_000
+    while (!served && Date.now() < deadline && mesh.exitCode === null) {
+      address ??= /^dashboard: (http:\/\/127\.0\.0\.1:\d+\/) \(node-0, live while the mesh runs\)$/m.exec(mesh.output())?.[1]
+      if (address) {
+        const res = await fetch(address, { signal: AbortSignal.timeout(2000) }).catch(() => undefined)
+        served = res?.ok === true && (await res.text()).includes('<title>coldfusiond</title>')
+      }
+      if (!served) await new Promise((r) => setTimeout(r, 200))
+    }
+    assert.equal(await exited, 0, mesh.output().slice(-2000))
+    assert.ok(address, `no dashboard line in:\n${mesh.output().slice(0, 500)}`)
+    assert.ok(served, 'the dashboard answered while the mesh ran')
+    const out = mesh.output()
+    assert.ok(out.indexOf('dashboard: ') < out.search(/^round\s+contributors/m), 'the address comes before the report')
   })
 })

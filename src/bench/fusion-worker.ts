@@ -33,6 +33,8 @@ export interface FuseResult {
   fuseSeconds: number
   /** Of fuseSeconds: checking every delta id (sha256 over the payload). */
   idHashSeconds: number
+  /** Decoding every tensor of every delta into one reused buffer (the codec's share of fusion). */
+  decodeSeconds: number
   /** Not in fuseSeconds: hashing the base, which fuseRound does when not told the hash. */
   baseHashSeconds: number
   /** Peak RSS of this process (base + payloads + fusion), and RSS before fusing. */
@@ -100,6 +102,9 @@ async function fuse(job: Extract<FusionJob, { mode: 'fuse' }>): Promise<FuseResu
   }
   copy()
   const idHashSeconds = best(job.repeats, () => payloads.forEach((p) => sha256Hex(p)))
+  const readers = payloads.map((p) => openDelta(p, { layout: base }))
+  const scratch = new Float32Array(Math.max(...[...base.values()].map((t) => t.data.length)))
+  const decodeSeconds = best(job.repeats, () => readers.forEach((r) => r.tensors.forEach((t) => r.read(t.name, scratch.subarray(0, t.numel)))))
   const memcpyA = best(job.repeats, copy)
   fuseSeconds = Math.min(fuseSeconds, best(job.repeats - 1, () => fuseRound(base, deltas, { baseHash })))
   const memcpyB = best(job.repeats, copy)
@@ -107,7 +112,7 @@ async function fuse(job: Extract<FusionJob, { mode: 'fuse' }>): Promise<FuseResu
   for (const t of base.values()) params += t.data.length
   return {
     deltas: job.deltas, params, payloadBytes: total,
-    memcpySeconds: Math.min(memcpyA, memcpyB), fuseSeconds, idHashSeconds, baseHashSeconds,
+    memcpySeconds: Math.min(memcpyA, memcpyB), fuseSeconds, idHashSeconds, decodeSeconds, baseHashSeconds,
     peakRssMb, loadedRssMb,
   }
 }

@@ -52,6 +52,8 @@ function summarize(o: FusionOptions, made: MakeResult, runs: FuseResult[]): Benc
     fusion_values_per_s: fig((head.deltas * head.params) / head.fuseSeconds, 'delta values/s', sizes),
     memcpy_gb_per_s: fig(gb(head.payloadBytes, head.memcpySeconds), 'GB/s', sizes),
     fusion_id_check_seconds: fig(head.idHashSeconds, 's (sha256 of all payloads, part of fusion_seconds)', sizes),
+    fusion_decode_seconds: fig(head.decodeSeconds, 's (decoding all payloads into a reused buffer, the codec part of fusion_seconds)', sizes),
+    decode_vs_memcpy: fig(head.memcpySeconds / head.decodeSeconds, 'ratio (memcpy seconds / decode seconds)', sizes),
     fusion_base_hash_seconds: fig(head.baseHashSeconds, 's (hashing the base; fuseRound does it when the caller does not pass baseHash)', sizes),
     fusion_peak_rss_mb: fig(head.peakRssMb, 'MiB (peak RSS of the fusing process: base, payloads, fusion)', sizes),
     fusion_rss_growth_per_delta_mb: fig(growth, 'MiB per extra delta', { ...sizes, deltas: o.deltas.join(',') }, `the payloads are held in memory (${payloadMb.toFixed(1)} MiB each); decoding adds nothing per delta`),
@@ -59,8 +61,8 @@ function summarize(o: FusionOptions, made: MakeResult, runs: FuseResult[]): Benc
   }
   const table = [
     `Fusion (fuseRound) of N ${o.codec.codec} deltas, ${(made.params / 1e6).toFixed(1)}M params (${sizes.layout}), payload ${payloadMb.toFixed(1)} MiB each`,
-    `  ${'N'.padStart(3)} ${'fusion s'.padStart(9)} ${'memcpy s'.padStart(9)} ${'ratio'.padStart(7)} ${'id sha256 s'.padStart(12)} ${'GB/s'.padStart(6)} ${'peak RSS MiB'.padStart(13)}`,
-    ...runs.map((r) => `  ${String(r.deltas).padStart(3)} ${r.fuseSeconds.toFixed(3).padStart(9)} ${r.memcpySeconds.toFixed(4).padStart(9)} ${(r.memcpySeconds / r.fuseSeconds).toFixed(3).padStart(7)} ${r.idHashSeconds.toFixed(3).padStart(12)} ${gb(r.payloadBytes, r.fuseSeconds).toFixed(2).padStart(6)} ${r.peakRssMb.toFixed(0).padStart(13)}`),
+    `  ${'N'.padStart(3)} ${'fusion s'.padStart(9)} ${'memcpy s'.padStart(9)} ${'ratio'.padStart(7)} ${'id sha256 s'.padStart(12)} ${'decode s'.padStart(9)} ${'GB/s'.padStart(6)} ${'peak RSS MiB'.padStart(13)}`,
+    ...runs.map((r) => `  ${String(r.deltas).padStart(3)} ${r.fuseSeconds.toFixed(3).padStart(9)} ${r.memcpySeconds.toFixed(4).padStart(9)} ${(r.memcpySeconds / r.fuseSeconds).toFixed(3).padStart(7)} ${r.idHashSeconds.toFixed(3).padStart(12)} ${r.decodeSeconds.toFixed(3).padStart(9)} ${gb(r.payloadBytes, r.fuseSeconds).toFixed(2).padStart(6)} ${r.peakRssMb.toFixed(0).padStart(13)}`),
     `  base hash (when not passed to fuseRound): ${head.baseHashSeconds.toFixed(3)} s; RSS growth per extra delta: ${growth === null ? 'n/a' : growth.toFixed(1)} MiB`,
   ]
   return { figures, curves: { fusion: runs }, table }

@@ -43,7 +43,7 @@ const SIZES: Record<Mode, Sizes> = {
   smoke: {
     quality: { rounds: 2, steps: 2, trainN: 64, testN: 32, codecs: [{ codec: 'f32' }, { codec: 'topk-q1', blockSize: 256, densityPpm: 30_000 }] },
     fusion: { hidden: 64, layers: 1, deltas: [1, 2], repeats: 1 },
-    propagation: { nodes: [3], payloadBytes: 64 * 1024, repeats: 1 },
+    propagation: { nodes: [8], payloadBytes: 64 * 1024, repeats: 1 },
     train: { batches: [4], wasmSteps: 1, cpuSteps: 1, loopSteps: 2, repeats: 1, torch: false },
   },
   default: {

@@ -29,8 +29,8 @@ export interface QualityOptions {
 export const DEFAULT_CODECS: CodecSettings[] = [
   { codec: 'f32' },
   { codec: 'q8-block', blockSize: 256 },
+  { codec: 'q4-block', blockSize: 256 },
   { codec: 'q1-block', blockSize: 256 },
-  { codec: 'topk-q4', blockSize: 256, densityPpm: 20_000 },
   { codec: 'topk-q1', blockSize: 256, densityPpm: 30_000 },
   { codec: 'topk-q1', blockSize: 256, densityPpm: 10_000 },
 ]

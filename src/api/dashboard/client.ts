@@ -90,8 +90,9 @@ const fmt = (x: number | undefined, digits = 3): string => (x === undefined || x
 
 /** A stable colour per base hash, so equal hashes look equal across the page. */
 function hashColor(hash: string): string {
-  const h = parseInt(hash.slice(0, 6), 16)
-  return `hsl(${h % 360}, 55%, ${38 + ((h >> 9) % 14)}%)`
+  const h = parseInt(hash.slice(0, 8), 16)
+  // Golden-angle steps spread nearby values around the colour wheel.
+  return `hsl(${Math.round((h * 137.508) % 360)}, 58%, ${36 + (h % 5) * 3}%)`
 }
 
 function hashChip(hash: string | undefined): HTMLElement {
