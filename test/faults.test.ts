@@ -168,4 +168,30 @@ describe('faults: crash, late join, partition (real libp2p)', function () {
     const joinedAt = Math.max(...ledgers[2].all().filter((e) => e.kind === 'switch').map((e) => e.round))
     await recordRow('scenarios', { scenario: 'late joiner (after round 2)', rounds: ROUNDS, agreed: true, roundsToRecover: Math.min(...contributed) - joinedAt, dataLost: 0 })
   })
+
+  it('a straggler (the plain cpu backend, about 15 times slower) does not stall the swarm and never makes it disagree', async () => {
+    const { def, nodes } = await makeSwarmHomes(3, { seed: 'straggler', stepsPerRound: 15, batchSize: 8, minContributors: 2, collectTimeoutSec: 6, voteTimeoutSec: 3 }, 160)
+    const ROUNDS = 4
+    const procs = [
+      spawnCli(['start', '--home', nodes[0].home, '--rounds', String(ROUNDS)]),
+      spawnCli(['start', '--home', nodes[1].home, '--rounds', String(ROUNDS)]),
+      spawnCli(['start', '--home', nodes[2].home, '--rounds', String(ROUNDS), '--backend', 'cpu']),
+    ]
+    try {
+      await until('the two fast nodes commit every round', async () => (await Promise.all(nodes.slice(0, 2).map((n) => statusOf(n.home)))).every((s) => (s?.round ?? 0) >= ROUNDS), 240_000)
+      await until('the straggler ends on the swarm\'s base', async () => {
+        const [a, c] = await Promise.all([statusOf(nodes[0].home), statusOf(nodes[2].home)])
+        return a !== undefined && c !== undefined && c.round >= ROUNDS && c.baseHash === a.baseHash
+      }, 240_000)
+    } finally {
+      for (const p of procs) p.kill('SIGTERM')
+      await sleep(1500)
+    }
+    const ledgers = await Promise.all(nodes.map((n) => Ledger.open(new HomeLayout(n.home).ledger, def.model.base.hash)))
+    const chain = (i: number): string[] => ledgers[i].chain().slice(0, ROUNDS).map((e) => e.hash)
+    assert.deepEqual(chain(1), chain(0))
+    assert.deepEqual(chain(2), chain(0))
+    const withStraggler = ledgers[0].chain().filter((e) => e.deltas.some((d) => d.peer === nodes[2].peerId)).length
+    await recordRow('scenarios', { scenario: 'straggler (cpu backend)', rounds: ROUNDS, agreed: true, roundsToRecover: `${withStraggler}/${ROUNDS} rounds with its delta`, dataLost: 0 })
+  })
 })
