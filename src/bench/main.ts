@@ -160,7 +160,8 @@ export async function main(argv: string[]): Promise<number> {
     started: started.toISOString(),
     seconds: Number(((performance.now() - t0) / 1000).toFixed(1)),
     seconds_by_bench: timings,
-    machine: machine(),
+    // The machine may be shared: the load says how much of it the run had.
+    machine: { ...machine(), load_average_at_end: loadavg().map((x) => Number(x.toFixed(2))) },
     figures,
     curves,
     errors,
@@ -174,7 +175,7 @@ export async function main(argv: string[]): Promise<number> {
       const sz = Object.entries(f.sizes).filter(([k]) => ['codec', 'nodes', 'deltas', 'params', 'batch'].includes(k)).map(([k, x]) => `${k} ${x}`).join(', ')
       return `  ${n.padEnd(34)} ${v.padStart(12)}  ${target.padEnd(20)} ${sz}`
     }),
-    `Machine: ${result.machine.cpu}, ${result.machine.cores} cores, ${result.machine.memory_gib} GiB, Node ${result.machine.node}; load average at start ${result.machine.load_average_at_start.join(' ')}; ${result.seconds} s`,
+    `Machine: ${result.machine.cpu}, ${result.machine.cores} cores, ${result.machine.memory_gib} GiB, Node ${result.machine.node}; load average ${result.machine.load_average_at_start[0]} at start, ${result.machine.load_average_at_end[0]} at end; ${result.seconds} s`,
   ]
   say('')
   for (const line of summary) say(line)

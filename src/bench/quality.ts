@@ -125,6 +125,7 @@ export function summarize(o: QualityOptions, runs: SimResult[], round1Seconds: n
   const sizes = { nodes: REAL_TASKS.length, tasks: REAL_TASKS.join(','), rounds: o.rounds, steps_per_round: o.steps, batch: 16, train_examples_per_node: o.trainN, test_examples_per_node: o.testN, params: 206_592, codecs: points.length }
   const meeting = points.filter((p) => p.loss_points <= MAX_LOSS_POINTS)
   const best = meeting.reduce((a, b) => (b.ratio_vs_f32 > a.ratio_vs_f32 ? b : a), ref)
+  const q8 = points.find((p) => p.codec === 'q8-block')
   const at100 = points.filter((p) => p.ratio_vs_f32 >= TARGET_RATIO)
   const best100 = at100.length ? at100.reduce((a, b) => (b.loss_points < a.loss_points ? b : a)) : undefined
   const figures = {
@@ -132,6 +133,7 @@ export function summarize(o: QualityOptions, runs: SimResult[], round1Seconds: n
     compression_accuracy_loss_points: fig(best.loss_points, 'accuracy points (f32 - codec; final base fine-tuned one round per task, mean of 4 tasks)', { ...sizes, codec: best.label }),
     compression_accuracy_f32_pct: fig(ref.accuracy_pct, '% (final f32 base fine-tuned one round per task, mean test accuracy)', sizes),
     compression_fused_accuracy_f32_pct: fig(ref.fused_accuracy_by_round_pct[o.rounds - 1], '% (final f32 base with each node head, no further training)', sizes),
+    compression_spread_points: fig(q8 ? Math.abs(q8.loss_points) : null, 'accuracy points (|f32 - q8-block|)', sizes, q8 ? 'q8-block changes each value by under 1%: its distance to f32 is the run-to-run spread of this measurement' : 'needs q8-block in the sweep'),
     compression_best_loss_at_100x_points: fig(best100?.loss_points ?? null, 'accuracy points', { ...sizes, codec: best100?.label ?? 'none' }, best100 ? 'lowest loss among codecs with >= 100x' : 'no codec in this sweep reached 100x'),
     encode_fraction_of_training: fig(best.encode_fraction_of_training, 'fraction (encode + error feedback seconds / local training seconds)', { ...sizes, codec: best.label }),
     encode_fraction_of_training_max: fig(Math.max(...points.map((p) => p.encode_fraction_of_training)), 'fraction', { ...sizes, codec: points.reduce((a, b) => (b.encode_fraction_of_training > a.encode_fraction_of_training ? b : a)).label }),
