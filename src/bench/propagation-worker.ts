@@ -86,7 +86,7 @@ async function startNet(n: number): Promise<Peer[]> {
     })
     peers.push(peer)
   }
-  for (let i = 1; i < n; i++) for (let j = 0; j < i; j++) await peers[i].node.dial(peers[j].node.getMultiaddrs()[0])
+  for (let i = 1; i < n; i++) for (let j = 0; j < i; j++) await dialWithRetry(peers[i].node, peers[j].node)
   // Every node must see every other as a subscriber, and gossipsub must have built its mesh.
   const deadline = Date.now() + 20_000
   while (peers.some((p) => p.node.services.pubsub.getSubscribers(TOPIC).length < n - 1)) {
@@ -95,6 +95,19 @@ async function startNet(n: number): Promise<Peer[]> {
   }
   await new Promise((r) => setTimeout(r, 1500))
   return peers
+}
+
+/** A handshake on a loaded machine can fail once (e.g. a stalled noise handshake): try again. */
+async function dialWithRetry(from: SwarmLibp2p, to: SwarmLibp2p): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await from.dial(to.getMultiaddrs()[0], { signal: AbortSignal.timeout(20_000) })
+      return
+    } catch (err) {
+      if (attempt >= 4) throw err
+      await new Promise((r) => setTimeout(r, 250 * attempt))
+    }
+  }
 }
 
 function announce(p: Peer, id: string): Promise<unknown> {

@@ -1,21 +1,11 @@
-import { Command, InvalidArgumentError } from 'commander'
+import { Command } from 'commander'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { REAL_TASKS } from '../bench/tasks.js'
 import { runExperiment } from '../experiment/runner.js'
+import { collect, int, num } from './options.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
-const int = (name: string, min = 1) => (v: string): number => {
-  const n = Number(v)
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`)
-  return n
-}
-const num = (name: string) => (v: string): number => {
-  const n = Number(v)
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number`)
-  return n
-}
-const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v]
 
 export function registerExperiment(program: Command): void {
   program
@@ -24,22 +14,22 @@ export function registerExperiment(program: Command): void {
     .option('--data <dir>', 'task directory (TASK/train.jsonl, test.jsonl, labels.json)', join(REPO, '../shared/data'))
     .option('--out <dir>', 'new output directory', join(REPO, 'experiment-out', new Date().toISOString().replace(/[:.]/g, '-')))
     .option('--tasks <list>', 'comma-separated task names', REAL_TASKS.join(','))
-    .option('--rounds <n>', 'swarm rounds', int('--rounds'), 3)
+    .option('--rounds <n>', 'swarm rounds', int('--rounds', 1), 3)
     .option('--node-train-n <n>', 'training examples per node (seeded sample; 0: the whole train set)', int('--node-train-n', 0), 1000)
-    .option('--steps <n>', 'local steps per round (default: one epoch of the node\'s examples)', int('--steps'))
-    .option('--batch-size <n>', 'local batch size', int('--batch-size'), 16)
+    .option('--steps <n>', 'local steps per round (default: one epoch of the node\'s examples)', int('--steps', 1))
+    .option('--batch-size <n>', 'local batch size', int('--batch-size', 1), 16)
     .option('--lr <rate>', 'local learning rate', num('--lr'), 2e-3)
-    .option('--seeds <n>', 'eval seeds', int('--seeds'), 2)
-    .option('--probe-n <n>', 'linear probe: training examples', int('--probe-n'), 500)
-    .option('--probe-epochs <n>', 'linear probe: epochs', int('--probe-epochs'), 10)
-    .option('--few-n <n>', 'few-example fine-tuning: training examples', int('--few-n'), 500)
-    .option('--few-epochs <n>', 'few-example fine-tuning: epochs', int('--few-epochs'), 10)
+    .option('--seeds <n>', 'eval seeds', int('--seeds', 1), 2)
+    .option('--probe-n <n>', 'linear probe: training examples', int('--probe-n', 1), 500)
+    .option('--probe-epochs <n>', 'linear probe: epochs', int('--probe-epochs', 1), 10)
+    .option('--few-n <n>', 'few-example fine-tuning: training examples', int('--few-n', 1), 500)
+    .option('--few-epochs <n>', 'few-example fine-tuning: epochs', int('--few-epochs', 1), 10)
     .option('--full-n <n>', 'full-data fine-tuning: examples (0: the whole train set)', int('--full-n', 0), 0)
-    .option('--full-epochs <n>', 'full-data fine-tuning: epochs', int('--full-epochs'), 3)
-    .option('--full-seeds <n>', 'seeds for the full-data protocol (default: --seeds)', int('--full-seeds'))
+    .option('--full-epochs <n>', 'full-data fine-tuning: epochs', int('--full-epochs', 1), 3)
+    .option('--full-seeds <n>', 'seeds for the full-data protocol (default: --seeds)', int('--full-seeds', 1))
     .option('--no-loo', 'skip the leave-one-task-out swarms (unseen tasks)')
     .option('--rule <spec>', 'also compare this fusion rule in-process, e.g. ties:density=0.2 (repeatable)', collect, [])
-    .option('--jobs <n>', 'eval processes at a time', int('--jobs'), 2)
+    .option('--jobs <n>', 'eval processes at a time', int('--jobs', 1), 2)
     .option('--base-seed <seed>', 'seed of the initial built-in base, shared by every arm', 'coldfusion-experiment-v1')
     .option('--max-len <n>', 'tokens per example', int('--max-len', 4), 32)
     .action(async (o) => {

@@ -123,6 +123,18 @@ export async function readApiUrl(home: string): Promise<{ url: string; pid: numb
   }
 }
 
+/** GET a JSON document from a running node's local API; undefined if it is not up. */
+export async function fetchNodeJson<T>(home: string, path: string, timeoutMs = 3000): Promise<T | undefined> {
+  const api = await readApiUrl(home)
+  if (!api) return undefined
+  try {
+    const res = await fetch(api.url + path, { signal: AbortSignal.timeout(timeoutMs) })
+    return res.ok ? ((await res.json()) as T) : undefined
+  } catch {
+    return undefined
+  }
+}
+
 function hashSeed(s: string): number {
   let h = 2166136261
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619) >>> 0

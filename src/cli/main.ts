@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError, Option } from 'commander'
+import { Command, Option } from 'commander'
 import { resolve } from 'node:path'
 import { UserError } from '../util/errors.js'
 import { createLogger } from '../util/log.js'
@@ -18,22 +18,12 @@ import { registerExport } from './export.js'
 import { registerCheck } from './check.js'
 import { registerEval } from './eval.js'
 import { registerExperiment } from './experiment.js'
+import { collect, int, num } from './options.js'
 import { createHfSwarmDefinition, HF_SWARM_DEFAULTS } from '../model/hf/swarm.js'
 import { CODEC_IDS, type CodecId } from '../codec/ids.js'
 
 const VERSION = '0.1.0'
 
-const int = (name: string, min = 0) => (v: string): number => {
-  const n = Number(v)
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`)
-  return n
-}
-const num = (name: string) => (v: string): number => {
-  const n = Number(v)
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number`)
-  return n
-}
-const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v]
 
 function swarmOptions(cmd: Command): Command {
   return cmd

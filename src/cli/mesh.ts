@@ -13,7 +13,7 @@ import type { Logger } from '../util/log.js'
 import { TASKS } from '../data/index.js'
 import type { NodeStatus } from '../rounds/status.js'
 import type { LedgerEntry } from '../store/ledger.js'
-import { initHome, readApiUrl, writeNodeConfig } from './init.js'
+import { fetchNodeJson, initHome, writeNodeConfig } from './init.js'
 import { MeshProgress } from './mesh-progress.js'
 import { meshReport, type MeshReport } from './mesh-report.js'
 
@@ -117,7 +117,7 @@ export async function meshCommand(o: MeshOptions): Promise<number> {
     const deadline = started + o.timeoutSec * 1000
     while (true) {
       await sleep(500)
-      await Promise.all(nodes.map(async (n) => (n.status = (await fetchJson<NodeStatus>(n.home, '/status')) ?? n.status)))
+      await Promise.all(nodes.map(async (n) => (n.status = (await fetchNodeJson<NodeStatus>(n.home, '/status')) ?? n.status)))
       progress.update(nodes.map((n) => n.status))
       const dead = nodes.find((n) => n.exit !== undefined)
       if (dead) {
@@ -133,7 +133,7 @@ export async function meshCommand(o: MeshOptions): Promise<number> {
       }
     }
     progress.stop()
-    const ledgers = await Promise.all(nodes.map(async (n) => (await fetchJson<LedgerEntry[]>(n.home, '/rounds')) ?? []))
+    const ledgers = await Promise.all(nodes.map(async (n) => (await fetchNodeJson<LedgerEntry[]>(n.home, '/rounds')) ?? []))
     report = meshReport(nodes.map((n, i) => ({ name: n.name, task: n.task, peerId: n.peerId, ledger: ledgers[i] })), o.rounds, (Date.now() - started) / 1000, dir)
   } finally {
     progress.stop()
@@ -159,16 +159,6 @@ async function stopAll(nodes: MeshNode[]): Promise<void> {
   )
 }
 
-async function fetchJson<T>(home: string, path: string): Promise<T | undefined> {
-  const api = await readApiUrl(home)
-  if (!api) return undefined
-  try {
-    const res = await fetch(api.url + path, { signal: AbortSignal.timeout(2000) })
-    return res.ok ? ((await res.json()) as T) : undefined
-  } catch {
-    return undefined
-  }
-}
 
 async function lastLines(file: string, n: number): Promise<string> {
   try {

@@ -8,7 +8,7 @@ import type { NodeStatus } from '../rounds/status.js'
 import type { LedgerEntry } from '../store/ledger.js'
 import { writeFileAtomic } from '../util/atomic.js'
 import { freePorts } from '../util/ports.js'
-import { initHome, readApiUrl, writeNodeConfig } from '../cli/init.js'
+import { fetchNodeJson, initHome, writeNodeConfig } from '../cli/init.js'
 import { exportBase } from '../cli/export.js'
 
 export const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bin/coldfusiond.js')
@@ -79,7 +79,7 @@ export async function runSwarm(s: SwarmSpec): Promise<SwarmRun> {
     let last = ''
     while (true) {
       await new Promise((r) => setTimeout(r, 1000))
-      await Promise.all(nodes.map(async (n) => (n.status = (await getJson<NodeStatus>(n.home, '/status')) ?? n.status)))
+      await Promise.all(nodes.map(async (n) => (n.status = (await fetchNodeJson<NodeStatus>(n.home, '/status')) ?? n.status)))
       const line = nodes.map((n, i) => `${s.nodes[i].task}:r${n.status?.round ?? 0}/${n.status?.phase ?? '-'}`).join(' ')
       if (line !== last) s.onProgress?.(line)
       last = line
@@ -88,7 +88,7 @@ export async function runSwarm(s: SwarmSpec): Promise<SwarmRun> {
       if (nodes.every((n) => n.status && n.status.round >= s.rounds)) break
       if (Date.now() > deadline) throw new Error(`swarm in ${s.dir} did not finish ${s.rounds} rounds in ${s.timeoutSec} s`)
     }
-    ledgers = await Promise.all(nodes.map(async (n) => (await getJson<LedgerEntry[]>(n.home, '/rounds')) ?? []))
+    ledgers = await Promise.all(nodes.map(async (n) => (await fetchNodeJson<LedgerEntry[]>(n.home, '/rounds')) ?? []))
   } finally {
     await Promise.all(nodes.map(async (n) => {
       const c = n.child
@@ -113,16 +113,6 @@ export async function runSwarm(s: SwarmSpec): Promise<SwarmRun> {
   return { dir: s.dir, baseDirs, hashes, agreed, seconds: (Date.now() - started) / 1000 }
 }
 
-async function getJson<T>(home: string, path: string): Promise<T | undefined> {
-  const api = await readApiUrl(home)
-  if (!api) return undefined
-  try {
-    const res = await fetch(api.url + path, { signal: AbortSignal.timeout(3000) })
-    return res.ok ? ((await res.json()) as T) : undefined
-  } catch {
-    return undefined
-  }
-}
 
 export async function readText(file: string): Promise<string> {
   return readFile(file, 'utf8')
