@@ -4,7 +4,7 @@ import { Daemon } from '../src/daemon/daemon.js'
 import { loadNodeConfig } from '../src/config/node.js'
 import { HomeLayout } from '../src/store/home.js'
 import { Ledger } from '../src/store/ledger.js'
-import { readApiUrl } from '../src/cli/init.js'
+import { fetchNodeJson, readApiUrl } from '../src/cli/init.js'
 import { silentLogger } from '../src/util/log.js'
 import type { NodeStatus } from '../src/rounds/status.js'
 import { makeSwarmHomes } from './helpers/swarm-fixture.js'
@@ -37,41 +37,41 @@ describe('faults: crash, late join, partition (real libp2p)', function () {
 
   it('a node killed with SIGKILL restarts, verifies and catches up to the swarm, and contributes again', async () => {
     const { def, nodes } = await makeSwarmHomes(3, { seed: 'crash', stepsPerRound: 4, batchSize: 8, minContributors: 2, collectTimeoutSec: 20, voteTimeoutSec: 6 }, 160)
-    // Rounds here take a second or two: the swarm moves on while the killed node boots and syncs.
-    const ROUNDS = 7
+    // The swarm runs on while the killed node boots and syncs; the test stops it once that node
+    // has contributed again.
+    const ROUNDS = 60
     const procs = nodes.map((n) => spawnCli(['start', '--home', n.home, '--rounds', String(ROUNDS)]))
     let restarted: ReturnType<typeof spawnCli> | undefined
+    let beforeCrash: string[] = []
     try {
       await until('all nodes commit round 1', async () => (await Promise.all(nodes.map((n) => statusOf(n.home)))).every((s) => (s?.round ?? 0) >= 1), 120_000)
       procs[2].kill('SIGKILL')
       await until('the two survivors commit round 3 without the killed node', async () => (await Promise.all(nodes.slice(0, 2).map((n) => statusOf(n.home)))).every((s) => (s?.round ?? 0) >= 3), 150_000)
+      beforeCrash = (await Ledger.open(new HomeLayout(nodes[2].home).ledger, def.model.base.hash)).chain().map((e) => e.hash)
       restarted = spawnCli(['start', '--home', nodes[2].home, '--rounds', String(ROUNDS)])
-      await until('all three commit the last round', async () => (await Promise.all(nodes.map((n) => statusOf(n.home)))).every((s) => (s?.round ?? 0) >= ROUNDS), 150_000)
+      await until('the restarted node contributes to a round again', async () => {
+        const rounds = (await fetchNodeJson<{ round: number; kind: string; deltas: { peer: string }[] }[]>(nodes[0].home, '/rounds')) ?? []
+        return rounds.some((e) => e.round > 3 && e.deltas.some((d) => d.peer === nodes[2].peerId))
+      }, 150_000)
       const s2 = (await statusOf(nodes[2].home))!
       assert.ok(s2.divergence.some((d) => d.action === 'switched'), 'the restarted node reports that it caught up')
     } finally {
       for (const p of [...procs, restarted]) p?.kill('SIGTERM')
-      await sleep(1500)
+      await sleep(2000)
     }
-    const { writeFile } = await import('node:fs/promises')
-    await writeFile(nodes[2].home + '/restarted.log', restarted?.output() ?? '')
-    await writeFile(nodes[0].home + '/survivor.log', procs[0].output())
     const ledgers = await Promise.all(nodes.map((n) => Ledger.open(new HomeLayout(n.home).ledger, def.model.base.hash)))
-    const chains = ledgers.map((l) => l.chain().slice(0, ROUNDS).map((e) => `${e.round}:${e.hash}:${e.deltas.map((d) => d.id).join(',')}`))
+    const common = Math.min(...ledgers.map((l) => l.chain().length))
+    const chains = ledgers.map((l) => l.chain().slice(0, common).map((e) => `${e.round}:${e.hash}:${e.deltas.map((d) => d.id).join(',')}`))
     assert.deepEqual(chains[1], chains[0])
     assert.deepEqual(chains[2], chains[0])
-    // The restarted node adopted the rounds it missed (verified by recomputation) ...
-    const kinds = ledgers[2].chain().map((e) => e.kind)
-    assert.ok(kinds.includes('switch'))
-    // ... and contributed to the last round again.
-    const last = ledgers[0].chain()[ROUNDS - 1]
-    assert.ok(last.deltas.some((d) => d.peer === nodes[2].peerId), 'the restarted node contributed to the last round')
+    // Nothing committed before the crash was lost, and the missed rounds were adopted (verified by recomputation).
+    assert.deepEqual(ledgers[2].chain().slice(0, beforeCrash.length).map((e) => e.hash), beforeCrash)
     const adopted = ledgers[2].all().filter((e) => e.kind === 'switch').map((e) => e.round)
-    const firstBack = ledgers[0].chain().find((e) => e.round > Math.max(...adopted) && e.deltas.some((d) => d.peer === nodes[2].peerId))?.round
-    await recordRow('scenarios', {
-      scenario: 'crash (SIGKILL, restart)', rounds: ROUNDS, agreed: true,
-      roundsToRecover: firstBack !== undefined ? firstBack - Math.max(...adopted) : 'n/a', dataLost: ledgers[2].chain()[0].hash === chains[0][0].split(':')[1] ? 0 : 1,
-    })
+    assert.ok(adopted.length > 0)
+    const lastAdopted = Math.max(...adopted)
+    const firstBack = ledgers[0].chain().find((e) => e.round > lastAdopted && e.deltas.some((d) => d.peer === nodes[2].peerId))?.round
+    assert.ok(firstBack !== undefined && firstBack - lastAdopted <= 2, `contributed again at round ${firstBack}, caught up at ${lastAdopted}`)
+    await recordRow('scenarios', { scenario: 'crash (SIGKILL, restart)', rounds: common, agreed: true, roundsToRecover: firstBack - lastAdopted, dataLost: 0 })
   })
 
   it('a partitioned 4-node swarm keeps making rounds in both halves and converges on one base after healing', async () => {
