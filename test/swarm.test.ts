@@ -72,4 +72,13 @@ describe('a swarm of 3 real libp2p nodes (in one process, TCP on loopback)', fun
       assert.equal(l.headHash(), after[0].headHash())
     }
   })
+
+  it('with a sparse codec, nodes keep an error-feedback residual across rounds and still agree', async () => {
+    const { def, nodes } = await makeSwarmHomes(3, { seed: 'feedback', codec: 'topk-q8', stepsPerRound: 4, batchSize: 8, minContributors: 2, collectTimeoutSec: 60, voteTimeoutSec: 10 })
+    await runDaemons(nodes.map((n) => n.home), 2)
+    const ledgers = await Promise.all(nodes.map((n) => Ledger.open(new HomeLayout(n.home).ledger, def.model.base.hash)))
+    for (const l of ledgers) assert.deepEqual(l.chain().map((e) => e.hash), ledgers[0].chain().map((e) => e.hash))
+    // The residual of what was not sent is saved in every home, to be added to the next delta.
+    for (const n of nodes) assert.ok((await readFile(`${n.home}/feedback.safetensors`)).length > 0)
+  })
 })

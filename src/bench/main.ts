@@ -118,6 +118,7 @@ export async function main(argv: string[]): Promise<number> {
   const say = (line: string) => (values.json ? process.stderr : process.stdout).write(line + '\n')
 
   const started = new Date()
+  const startMachine = machine()
   const t0 = performance.now()
   const figures: Figures = {}
   const curves: Record<string, unknown[]> = {}
@@ -161,7 +162,7 @@ export async function main(argv: string[]): Promise<number> {
     seconds: Number(((performance.now() - t0) / 1000).toFixed(1)),
     seconds_by_bench: timings,
     // The machine may be shared: the load says how much of it the run had.
-    machine: { ...machine(), load_average_at_end: loadavg().map((x) => Number(x.toFixed(2))) },
+    machine: { ...startMachine, load_average_at_end: loadavg().map((x) => Number(x.toFixed(2))) },
     figures,
     curves,
     errors,

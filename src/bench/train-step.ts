@@ -14,6 +14,8 @@ export interface TrainStepOptions {
   cpuSteps: number
   loopSteps: number
   repeats: number
+  /** Run the PyTorch reference (the smoke run skips it). */
+  torch: boolean
   torchThreads: number
   installTorch: boolean
 }
@@ -22,7 +24,7 @@ export async function runTrainStep(o: TrainStepOptions): Promise<BenchResult> {
   const wasm = await runChild<StepResult>('./train-step-worker.js', { backend: 'wasm', batches: o.batches, steps: o.wasmSteps, repeats: o.repeats, profile: true, loopSteps: o.loopSteps } satisfies StepJob)
   const cpu = await runChild<StepResult>('./train-step-worker.js', { backend: 'cpu', batches: o.batches, steps: o.cpuSteps, repeats: Math.min(2, o.repeats), profile: false, loopSteps: 0 } satisfies StepJob)
   if (o.installTorch) installTorch()
-  const torch = torchStep(o.batches, 20, o.torchThreads)
+  const torch = o.torch ? torchStep(o.batches, 20, o.torchThreads) : { missing: 'PyTorch reference not run at these sizes' }
   const torchMs = 'missing' in torch ? undefined : torch.msPerStep
   const figures: Figures = {}
   const model = { model: 'built-in (2 layers, width 64, vocab 2048)', seq: wasm.seqLen }

@@ -28,7 +28,8 @@ import { decodeSafetensors } from '../model/safetensors.js'
 import { loadExamples, splitHeldOut } from '../data/index.js'
 import { NodeTrainer } from '../train/local.js'
 import { loadSwarmTokenizer } from '../model/hf/swarm.js'
-import { fusionPorts } from './ports.js'
+import { fusionPorts, loadErrorFeedback } from './ports.js'
+import { join } from 'node:path'
 import { repairCheckpoints } from '../rounds/repair.js'
 
 export interface DaemonOptions {
@@ -121,7 +122,8 @@ export class Daemon {
       const addrs = (): string[] => node.getMultiaddrs().map((m) => m.toString())
 
       const layoutBase = decodeSafetensors((await checkpoints.get(def.model.base.hash))!, 'genesis').tensors
-      const ports = fusionPorts(def, layoutBase)
+      const feedback = await loadErrorFeedback(def, join(L.root, 'feedback.safetensors'), layoutBase, log)
+      const ports = fusionPorts(def, layoutBase, feedback)
       try {
         await repairCheckpoints(ledger, checkpoints, deltas, ports, log)
       } catch (err) {

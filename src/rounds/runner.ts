@@ -40,6 +40,8 @@ export interface FusionPorts {
   /** Check a fetched payload (container, checksum, layout) before it is accepted. */
   checkDelta(payload: Uint8Array, expect: { round: number; baseHash: string }): void
   fuse(base: TensorMap, deltas: { id: string; payload: Uint8Array; examples: number }[]): TensorMap
+  /** After the round is decided: keep (fused) or forget the error-feedback residual staged for our delta. */
+  settleDelta?(id: string, fused: boolean): Promise<void>
   encodeBase(base: TensorMap): Uint8Array
   decodeBase(bytes: Uint8Array): TensorMap
 }
@@ -265,6 +267,7 @@ export class RoundRunner {
       evalBefore: trained.evalBefore, evalLocal: trained.evalLocal, trainLoss: trained.loss, trainSeconds: trained.seconds,
       contributed: final.some((c) => c.id === deltaId),
     })
+    await this.d.fusion.settleDelta?.(deltaId, final.some((c) => c.id === deltaId))
     rlog.info({ hash: entry.hash.slice(0, 12), contributors: final.length, evalAfter: entry.local?.evalAfter }, 'round committed')
   }
 
@@ -421,6 +424,7 @@ export class RoundRunner {
       const res = await this.sync.syncTo(head.base, providers, signal)
       await this.reloadHead()
       this.d.trainer.discardHead()
+      if (this.myAnnounce) await this.d.fusion.settleDelta?.(this.myAnnounce.deltaId, false)
       this.d.metrics?.adopted(res.adopted.length)
       const detail = `adopted ${res.adopted.length} round(s) from ${head.supporters} supporter(s), from common base ${res.ancestor.slice(0, 12)}`
       this.noteDivergence(this.d.ledger.headRound(), previous, head.base, 'switched', detail)
