@@ -1,4 +1,4 @@
-import { sortedNames, type TensorMap } from '../model/tensors.js'
+import { fuseBySum } from './accumulate.js'
 import { Rng } from '../model/prng.js'
 import { checkKeys, numberParam } from './params.js'
 import type { FusionParams, FusionRule } from './types.js'
@@ -27,20 +27,9 @@ export const dareRule: FusionRule = {
     const threshold = Math.floor(p * 4294967296)
     const keep = 1 / (1 - p)
     const n = deltas.length
-    const out: TensorMap = new Map()
-    for (const name of sortedNames(base)) {
-      const b = base.get(name)!
-      const acc = new Float64Array(b.data.length)
-      const scratch = new Float32Array(b.data.length)
-      for (const d of deltas) {
-        d.reader.read(name, scratch)
-        const rng = Rng.fromSeed('coldfusion-dare-v1', ctx.seed, d.id, name)
-        for (let i = 0; i < acc.length; i++) if (rng.nextU32() >= threshold) acc[i] += scratch[i] * keep
-      }
-      const data = new Float32Array(b.data.length)
-      for (let i = 0; i < data.length; i++) data[i] = b.data[i] + (scale * acc[i]) / n
-      out.set(name, { shape: [...b.shape], data })
-    }
-    return out
+    return fuseBySum(base, deltas, (b, sum) => b + (scale * sum) / n, (acc, values, d, _k, name) => {
+      const rng = Rng.fromSeed('coldfusion-dare-v1', ctx.seed, d.id, name)
+      for (let i = 0; i < acc.length; i++) if (rng.nextU32() >= threshold) acc[i] += values[i] * keep
+    })
   },
 }

@@ -1,5 +1,5 @@
-import { sortedNames, type TensorMap } from '../model/tensors.js'
 import type { FusionRule } from './types.js'
+import { fuseBySum } from './accumulate.js'
 
 /**
  * `mean`: the paper's rule, base + unweighted mean of the deltas (equivalently the mean of the
@@ -16,19 +16,6 @@ export const meanRule: FusionRule = {
 
   fuse(base, deltas) {
     const n = deltas.length
-    const out: TensorMap = new Map()
-    for (const name of sortedNames(base)) {
-      const b = base.get(name)!
-      const acc = new Float64Array(b.data.length)
-      const scratch = new Float32Array(b.data.length)
-      for (const d of deltas) {
-        d.reader.read(name, scratch)
-        for (let i = 0; i < acc.length; i++) acc[i] += scratch[i]
-      }
-      const data = new Float32Array(b.data.length)
-      for (let i = 0; i < data.length; i++) data[i] = b.data[i] + acc[i] / n // store rounds to float32 once
-      out.set(name, { shape: [...b.shape], data })
-    }
-    return out
+    return fuseBySum(base, deltas, (b, sum) => b + sum / n)
   },
 }

@@ -1,4 +1,4 @@
-import { sortedNames, type TensorMap } from '../model/tensors.js'
+import { fuseBySum } from './accumulate.js'
 import { checkKeys, numberParam } from './params.js'
 import type { FusionParams, FusionRule } from './types.js'
 
@@ -16,19 +16,6 @@ export const taskArithmeticRule: FusionRule = {
   },
   fuse(base, deltas, ctx) {
     const scale = scaleOf(ctx.params)
-    const out: TensorMap = new Map()
-    for (const name of sortedNames(base)) {
-      const b = base.get(name)!
-      const acc = new Float64Array(b.data.length)
-      const scratch = new Float32Array(b.data.length)
-      for (const d of deltas) {
-        d.reader.read(name, scratch)
-        for (let i = 0; i < acc.length; i++) acc[i] += scratch[i]
-      }
-      const data = new Float32Array(b.data.length)
-      for (let i = 0; i < data.length; i++) data[i] = b.data[i] + scale * acc[i]
-      out.set(name, { shape: [...b.shape], data })
-    }
-    return out
+    return fuseBySum(base, deltas, (b, sum) => b + scale * sum)
   },
 }

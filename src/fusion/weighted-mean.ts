@@ -1,4 +1,4 @@
-import { sortedNames, type TensorMap } from '../model/tensors.js'
+import { fuseBySum } from './accumulate.js'
 import type { FusionRule } from './types.js'
 
 /**
@@ -17,20 +17,9 @@ export const weightedMeanRule: FusionRule = {
     for (const d of deltas) total += d.examples
     // All-zero counts (allowed by the codec) fall back to the plain mean.
     const weights = deltas.map((d) => (total > 0 ? d.examples / total : 1 / deltas.length))
-    const out: TensorMap = new Map()
-    for (const name of sortedNames(base)) {
-      const b = base.get(name)!
-      const acc = new Float64Array(b.data.length)
-      const scratch = new Float32Array(b.data.length)
-      deltas.forEach((d, k) => {
-        d.reader.read(name, scratch)
-        const w = weights[k]
-        for (let i = 0; i < acc.length; i++) acc[i] += w * scratch[i]
-      })
-      const data = new Float32Array(b.data.length)
-      for (let i = 0; i < data.length; i++) data[i] = b.data[i] + acc[i]
-      out.set(name, { shape: [...b.shape], data })
-    }
-    return out
+    return fuseBySum(base, deltas, (b, sum) => b + sum, (acc, values, _d, k) => {
+      const w = weights[k]
+      for (let i = 0; i < acc.length; i++) acc[i] += w * values[i]
+    })
   },
 }
