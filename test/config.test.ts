@@ -51,6 +51,14 @@ describe('node config', () => {
   })
 })
 
+describe('config/node.example.yaml', () => {
+  it('is a valid node config, identical to what init writes for its values', async () => {
+    const file = new URL('../../config/node.example.yaml', import.meta.url)
+    const text = await readFile(file, 'utf8')
+    assert.equal(renderNodeConfig(parseNodeConfig(text, 'config/node.example.yaml')), text)
+  })
+})
+
 describe('swarm definition', () => {
   it('is content-addressed: the id changes with any setting', () => {
     const { def } = createSwarmDefinition({ seed: 'abc' })
