@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util'
 import { fig, type BenchResult, type Figures } from './figures.js'
 import { runFusion } from './fusion.js'
 import { runPropagation } from './propagation.js'
-import { DEFAULT_CODECS, FULL_CODECS, runQuality } from './quality.js'
+import { DEFAULT_CODECS, FULL_CODECS, parseCodecSpec, runQuality } from './quality.js'
 import { runTrainStep } from './train-step.js'
 
 /**
@@ -29,11 +29,14 @@ const HELP = `Usage: npm run bench -- [options]
   --data DIR         the real task data (default ../shared/data; the quality bench is skipped without it)
   --jobs N           parallel processes for the quality sweep (default 2)
   --rounds N         quality: rounds per codec (default 3; full 6)
+  --seeds N          quality: independent repetitions, losses paired with f32 by seed (default 1; full 3)
+  --codecs LIST      quality: codecs to sweep, f32 first, each CODEC[:b=BLOCK][:d=KEPT_PER_MILLION],
+                     e.g. f32,q8-block,topk-q1:d=30000 (default: the size's sweep)
   --install-torch    apt-get install python3-torch libopenblas0-pthread for the PyTorch reference
 `
 
 interface Sizes {
-  quality: { rounds: number; steps: number; trainN: number; testN: number; codecs: typeof DEFAULT_CODECS }
+  quality: { rounds: number; steps: number; trainN: number; testN: number; seeds: number; codecs: typeof DEFAULT_CODECS }
   fusion: { hidden: number; layers: number; deltas: number[]; repeats: number }
   propagation: { nodes: number[]; payloadBytes: number; repeats: number }
   train: { batches: number[]; wasmSteps: number; cpuSteps: number; loopSteps: number; repeats: number; torch: boolean }
@@ -41,19 +44,19 @@ interface Sizes {
 
 const SIZES: Record<Mode, Sizes> = {
   smoke: {
-    quality: { rounds: 2, steps: 2, trainN: 64, testN: 32, codecs: [{ codec: 'f32' }, { codec: 'topk-q1', blockSize: 256, densityPpm: 30_000 }] },
+    quality: { rounds: 2, steps: 2, trainN: 64, testN: 32, seeds: 1, codecs: [{ codec: 'f32' }, { codec: 'topk-q1', blockSize: 256, densityPpm: 30_000 }] },
     fusion: { hidden: 64, layers: 1, deltas: [1, 2], repeats: 1 },
     propagation: { nodes: [8], payloadBytes: 64 * 1024, repeats: 1 },
     train: { batches: [4], wasmSteps: 1, cpuSteps: 1, loopSteps: 2, repeats: 1, torch: false },
   },
   default: {
-    quality: { rounds: 3, steps: 100, trainN: 2000, testN: 500, codecs: DEFAULT_CODECS },
+    quality: { rounds: 3, steps: 100, trainN: 2000, testN: 500, seeds: 1, codecs: DEFAULT_CODECS },
     fusion: { hidden: 384, layers: 6, deltas: [2, 4, 8], repeats: 3 },
     propagation: { nodes: [4, 8, 16], payloadBytes: 4 * 2 ** 20, repeats: 2 },
     train: { batches: [16, 64], wasmSteps: 10, cpuSteps: 2, loopSteps: 30, repeats: 3, torch: true },
   },
   full: {
-    quality: { rounds: 6, steps: 100, trainN: 2000, testN: 500, codecs: FULL_CODECS },
+    quality: { rounds: 6, steps: 100, trainN: 2000, testN: 500, seeds: 3, codecs: FULL_CODECS },
     fusion: { hidden: 768, layers: 12, deltas: [2, 4, 8], repeats: 3 },
     propagation: { nodes: [4, 8, 16], payloadBytes: 32 * 2 ** 20, repeats: 2 },
     train: { batches: [16, 64], wasmSteps: 20, cpuSteps: 3, loopSteps: 100, repeats: 3, torch: true },
@@ -97,6 +100,8 @@ export async function main(argv: string[]): Promise<number> {
       data: { type: 'string' },
       jobs: { type: 'string', default: '2' },
       rounds: { type: 'string' },
+      seeds: { type: 'string' },
+      codecs: { type: 'string' },
       'install-torch': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -114,6 +119,10 @@ export async function main(argv: string[]): Promise<number> {
   if (!Number.isInteger(jobs) || jobs < 1) throw new Error('--jobs must be a positive integer')
   const rounds = values.rounds === undefined ? sizes.quality.rounds : Number(values.rounds)
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer')
+  const seeds = values.seeds === undefined ? sizes.quality.seeds : Number(values.seeds)
+  if (!Number.isInteger(seeds) || seeds < 1) throw new Error('--seeds must be a positive integer')
+  const codecs = values.codecs === undefined ? sizes.quality.codecs : values.codecs.split(',').map(parseCodecSpec)
+  if (codecs[0]?.codec !== 'f32') throw new Error('--codecs must start with f32 (the reference every loss is measured against)')
   const dataDir = resolve(values.data ?? defaultDataDir())
   const say = (line: string) => (values.json ? process.stderr : process.stdout).write(line + '\n')
 
@@ -133,7 +142,7 @@ export async function main(argv: string[]): Promise<number> {
       if (!existsSync(dataDir)) {
         return { figures: { compression_ratio: fig(null, 'x', {}, `no task data at ${dataDir} (--data DIR)`), compression_accuracy_loss_points: fig(null, 'accuracy points', {}, `no task data at ${dataDir}`) }, table: [`Compression vs accuracy: skipped, no task data at ${dataDir}`] }
       }
-      return runQuality({ dataDir, ...sizes.quality, rounds, jobs })
+      return runQuality({ dataDir, ...sizes.quality, rounds, seeds, codecs, jobs })
     },
   }
   say(`coldfusiond bench (${mode}): ${only.join(', ')}`)
