@@ -1,10 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtemp, mkdir, readdir, open } from 'node:fs/promises'
+import { mkdtemp, mkdir, readdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, resolve, dirname } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join, resolve } from 'node:path'
 import { readFile } from 'node:fs/promises'
-import { createSwarmDefinition } from '../config/genesis.js'
+import { createSwarmDefinition, type SwarmOptions } from '../config/genesis.js'
 import { formatSwarmDefinition } from '../config/swarm.js'
 import { writeFileAtomic } from '../util/atomic.js'
 import { freePorts } from '../util/ports.js'
@@ -13,6 +11,7 @@ import type { Logger } from '../util/log.js'
 import { TASKS } from '../data/index.js'
 import type { NodeStatus } from '../rounds/status.js'
 import type { LedgerEntry } from '../store/ledger.js'
+import { spawnNode, stopNodes, type ChildNode } from '../daemon/child-node.js'
 import { fetchNodeJson, initHome, writeNodeConfig } from './init.js'
 import { MeshProgress } from './mesh-progress.js'
 import { meshReport, type MeshReport } from './mesh-report.js'
@@ -27,20 +26,19 @@ export interface MeshOptions {
   json: boolean
   /** Print node-0's dashboard address as soon as the nodes start. */
   dashboard?: boolean
+  /** The swarm's fusion rule and its params (default mean). */
+  fusionRule?: SwarmOptions['fusionRule']
+  fusionParams?: SwarmOptions['fusionParams']
   log: Logger
 }
 
-interface MeshNode {
+interface MeshNode extends ChildNode {
   name: string
-  home: string
   task: string
   peerId: string
-  child?: ChildProcess
-  exit?: number | null
   status?: NodeStatus
 }
 
-const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bin/coldfusiond.js')
 
 /**
  * A local swarm for trying coldfusiond: N daemon processes on loopback TCP, each with its own
@@ -63,6 +61,8 @@ export async function meshCommand(o: MeshOptions): Promise<number> {
     stepsPerRound: o.steps,
     collectTimeoutSec: 90,
     voteTimeoutSec: 15,
+    fusionRule: o.fusionRule,
+    fusionParams: o.fusionParams,
   })
   const swarmFile = join(dir, 'swarm.json')
   await writeFileAtomic(swarmFile, formatSwarmDefinition(def))
@@ -103,17 +103,7 @@ export async function meshCommand(o: MeshOptions): Promise<number> {
   process.once('SIGINT', onSigint)
   let report: MeshReport | undefined
   try {
-    for (const n of nodes) {
-      const logFile = await open(join(n.home, 'node.log'), 'a')
-      n.child = spawn(process.execPath, [BIN, 'start', '--home', n.home, '--rounds', String(o.rounds)], {
-        stdio: ['ignore', logFile.fd, logFile.fd],
-        env: { ...process.env, COLDFUSIOND_LOG_LEVEL: process.env.COLDFUSIOND_LOG_LEVEL ?? 'info' },
-      })
-      await logFile.close()
-      n.child.on('exit', (code) => {
-        n.exit = code
-      })
-    }
+    for (const n of nodes) await spawnNode(n, o.rounds, { ...process.env, COLDFUSIOND_LOG_LEVEL: process.env.COLDFUSIOND_LOG_LEVEL ?? 'info' })
     const deadline = started + o.timeoutSec * 1000
     while (true) {
       await sleep(500)
@@ -138,27 +128,12 @@ export async function meshCommand(o: MeshOptions): Promise<number> {
   } finally {
     progress.stop()
     process.removeListener('SIGINT', onSigint)
-    await stopAll(nodes)
+    await stopNodes(nodes)
   }
   if (o.json) process.stdout.write(JSON.stringify(report.json) + '\n')
   else process.stdout.write(report.table + '\n')
   return report.json.agreed ? 0 : 1
 }
-
-async function stopAll(nodes: MeshNode[]): Promise<void> {
-  await Promise.all(
-    nodes.map(async (n) => {
-      const c = n.child
-      if (!c || n.exit !== undefined) return
-      const exited = new Promise<void>((r) => c.once('exit', () => r()))
-      c.kill('SIGTERM')
-      const t = setTimeout(() => c.kill('SIGKILL'), 10_000)
-      await exited
-      clearTimeout(t)
-    }),
-  )
-}
-
 
 async function lastLines(file: string, n: number): Promise<string> {
   try {

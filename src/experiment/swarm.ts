@@ -1,7 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdir, open, readFile } from 'node:fs/promises'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { mkdir, readFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
 import { createSwarmDefinition } from '../config/genesis.js'
 import { formatSwarmDefinition, parseSwarmDefinition } from '../config/swarm.js'
 import type { NodeStatus } from '../rounds/status.js'
@@ -10,8 +8,9 @@ import { writeFileAtomic } from '../util/atomic.js'
 import { freePorts } from '../util/ports.js'
 import { fetchNodeJson, initHome, writeNodeConfig } from '../cli/init.js'
 import { exportBase } from '../cli/export.js'
+import { spawnNode, stopNodes, type ChildNode } from '../daemon/child-node.js'
 
-export const BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bin/coldfusiond.js')
+export { BIN } from '../daemon/child-node.js'
 
 export interface SwarmSpec {
   dir: string
@@ -54,7 +53,7 @@ export async function runSwarm(s: SwarmSpec): Promise<SwarmRun> {
   const swarmFile = join(s.dir, 'swarm.json')
   await writeFileAtomic(swarmFile, formatSwarmDefinition(def))
   const ports = await freePorts(s.nodes.length)
-  const nodes: { home: string; peerId: string; child?: ChildProcess; exit?: number | null; status?: NodeStatus }[] = []
+  const nodes: (ChildNode & { peerId: string; status?: NodeStatus })[] = []
   for (let i = 0; i < s.nodes.length; i++) {
     const home = join(s.dir, `node-${i}-${s.nodes[i].task}`)
     const r = await initHome({ home, swarmFile, data: resolve(s.nodes[i].trainFile), listen: [`/ip4/127.0.0.1/tcp/${ports[i]}`], mdns: false })
@@ -69,12 +68,7 @@ export async function runSwarm(s: SwarmSpec): Promise<SwarmRun> {
   }
   let ledgers: LedgerEntry[][] = []
   try {
-    for (const n of nodes) {
-      const log = await open(join(n.home, 'node.log'), 'a')
-      n.child = spawn(process.execPath, [BIN, 'start', '--home', n.home, '--rounds', String(s.rounds)], { stdio: ['ignore', log.fd, log.fd] })
-      await log.close()
-      n.child.on('exit', (code) => (n.exit = code))
-    }
+    for (const n of nodes) await spawnNode(n, s.rounds)
     const deadline = started + s.timeoutSec * 1000
     let last = ''
     while (true) {
@@ -90,15 +84,7 @@ export async function runSwarm(s: SwarmSpec): Promise<SwarmRun> {
     }
     ledgers = await Promise.all(nodes.map(async (n) => (await fetchNodeJson<LedgerEntry[]>(n.home, '/rounds')) ?? []))
   } finally {
-    await Promise.all(nodes.map(async (n) => {
-      const c = n.child
-      if (!c || n.exit !== undefined) return
-      const exited = new Promise<void>((r) => c.once('exit', () => r()))
-      c.kill('SIGTERM')
-      const t = setTimeout(() => c.kill('SIGKILL'), 10_000)
-      await exited
-      clearTimeout(t)
-    }))
+    await stopNodes(nodes)
   }
   const key = (l: LedgerEntry[]) => JSON.stringify(l.filter((e) => e.round >= 1 && e.round <= s.rounds).map((e) => [e.round, e.hash]))
   const agreed = ledgers.every((l) => key(l) === key(ledgers[0]))
