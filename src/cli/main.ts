@@ -19,6 +19,7 @@ import { registerCheck } from './check.js'
 import { registerEval } from './eval.js'
 import { registerExperiment } from './experiment.js'
 import { collect, int, num } from './options.js'
+import { fusionOptions, fusionSettings } from './fusion-options.js'
 import { createHfSwarmDefinition, HF_SWARM_DEFAULTS } from '../model/hf/swarm.js'
 import { CODEC_IDS, type CodecId } from '../codec/ids.js'
 
@@ -26,7 +27,7 @@ const VERSION = '0.1.0'
 
 
 function swarmOptions(cmd: Command): Command {
-  return cmd
+  cmd
     .option('--name <name>', 'swarm name (new swarm only)')
     .option('--min-contributors <n>', `contributors a round needs before it may close (default ${SWARM_DEFAULTS.minContributors})`, int('--min-contributors', 1))
     .option('--steps <n>', `local training steps per round (default ${SWARM_DEFAULTS.stepsPerRound})`, int('--steps', 1))
@@ -36,8 +37,7 @@ function swarmOptions(cmd: Command): Command {
     .option('--collect-timeout <sec>', `seconds a node waits for the others' deltas (default ${SWARM_DEFAULTS.collectTimeoutSec})`, num('--collect-timeout'))
     .option('--vote-timeout <sec>', `seconds a node waits for the others' votes (default ${SWARM_DEFAULTS.voteTimeoutSec})`, num('--vote-timeout'))
     .option('--seed <seed>', 'seed of the round-0 base (default: random)')
-    .addOption(new Option('--fusion <rule>', 'fusion rule (default mean)').choices(['mean', 'median', 'trimmed-mean']))
-    .option('--trim <fraction>', 'trimmed-mean: fraction dropped at each end per coordinate (default 0.2)', num('--trim'))
+  return fusionOptions(cmd)
     .option('--max-delta-norm <norm>', 'bound on each delta\'s L2 norm before fusion', num('--max-delta-norm'))
     .addOption(new Option('--norm-mode <mode>', 'what the norm bound does to a larger delta (default clip)').choices(['clip', 'reject']))
     .option('--model <dir>', 'Hugging Face model directory (config.json, model.safetensors, tokenizer.json): the base of a new swarm, or with --swarm this node\'s copy of the swarm\'s model')
@@ -55,8 +55,7 @@ function swarmOpts(o: Record<string, unknown>) {
     collectTimeoutSec: o.collectTimeout as number | undefined,
     voteTimeoutSec: o.voteTimeout as number | undefined,
     seed: o.seed as string | undefined,
-    fusionRule: o.fusion as 'mean' | 'median' | 'trimmed-mean' | undefined,
-    trim: o.trim as number | undefined,
+    ...fusionSettings(o as Parameters<typeof fusionSettings>[0]),
     maxLength: o.maxLength as number | undefined,
     normBound: o.maxDeltaNorm ? { mode: ((o.normMode as string | undefined) ?? 'clip') as 'clip' | 'reject', maxNorm: o.maxDeltaNorm as number } : undefined,
   }
@@ -131,7 +130,7 @@ export function buildProgram(): Command {
       process.exitCode = await statusCommand(o.home, Boolean(o.json))
     })
 
-  program
+  fusionOptions(program
     .command('mesh')
     .description('Run a local swarm: N node processes on loopback TCP, each with its own generated task, for R rounds; print a per-round table; exit 0 only if all nodes agreed on every base')
     .option('--nodes <n>', 'number of nodes', int('--nodes', 1), 3)
@@ -141,11 +140,12 @@ export function buildProgram(): Command {
     .option('--examples <n>', 'generated examples per node (default 1200)', int('--examples', 20))
     .option('--timeout <sec>', 'give up after this many seconds', int('--timeout', 10), 1800)
     .option('--json', 'print one JSON object at the end instead of the table')
-    .option('--dashboard', 'print the address of node-0\'s live dashboard as the nodes start')
+    .option('--dashboard', 'print the address of node-0\'s live dashboard as the nodes start'))
     .action(async (o) => {
       const log = createLogger({ name: 'mesh' })
       process.exitCode = await meshCommand({
         nodes: o.nodes, rounds: o.rounds, dir: o.dir, steps: o.steps, examples: o.examples, timeoutSec: o.timeout, json: Boolean(o.json), dashboard: Boolean(o.dashboard), log,
+        ...fusionSettings(o),
       })
     })
 

@@ -6,6 +6,7 @@ import { encodeSafetensors } from '../model/safetensors.js'
 import { sha256Hex } from '../util/hash.js'
 import { UserError } from '../util/errors.js'
 import { PROTOCOL_VERSION, SwarmDefinitionSchema, parseSwarmDefinition, type SwarmDefinition } from './swarm.js'
+import type { FusionParams } from '../fusion/types.js'
 import { DEFAULT_DENSITY_PPM, isSparseCodec, type CodecId } from '../codec/index.js'
 
 /** Settings a user may choose when creating a swarm; everything else has a default. */
@@ -26,7 +27,10 @@ export interface SwarmOptions {
   maxDeltaBytes?: number
   seed?: string
   maxLength?: number
-  fusionRule?: 'mean' | 'median' | 'trimmed-mean'
+  fusionRule?: SwarmDefinition['fusion']['rule']
+  /** The rule's params (checked by the rule); they become part of the swarm id. */
+  fusionParams?: FusionParams
+  /** trimmed-mean: shorthand for fusionParams.trim. */
   trim?: number
   normBound?: { mode: 'clip' | 'reject'; maxNorm: number }
 }
@@ -66,7 +70,7 @@ export function createSwarmDefinition(o: SwarmOptions = {}): { def: SwarmDefinit
     training: { stepsPerRound: d.stepsPerRound, batchSize: d.batchSize, learningRate: d.learningRate, lrSchedule: 'constant' },
     fusion: {
       rule: o.fusionRule ?? 'mean',
-      ...(o.fusionRule === 'trimmed-mean' && o.trim !== undefined ? { params: { trim: o.trim } } : {}),
+      ...fusionParamsOf(o),
       ...(o.normBound ? { normBound: o.normBound } : {}),
     },
     compression: {
@@ -101,6 +105,11 @@ export function regenerateGenesis(def: SwarmDefinition): Uint8Array | undefined 
     throw new UserError(`the regenerated round-0 base has hash ${hash.slice(0, 16)}, but the swarm definition records ${def.model.base.hash.slice(0, 16)}: this build of coldfusiond initialises the model differently from the one that created the swarm; use the same version, or fetch the base from a peer`)
   }
   return bytes
+}
+
+function fusionParamsOf(o: SwarmOptions): { params?: FusionParams } {
+  const params = { ...o.fusionParams, ...(o.fusionRule === 'trimmed-mean' && o.trim !== undefined ? { trim: o.trim } : {}) }
+  return Object.keys(params).length > 0 ? { params } : {}
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
