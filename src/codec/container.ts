@@ -1,7 +1,9 @@
 import { PayloadError } from '../util/errors.js'
 import { isHex64, sha256Hex } from '../util/hash.js'
 import { sortedNames, type TensorMap } from '../model/tensors.js'
-import type { CodecParams, CodecSettings, DeltaMeta } from './types.js'
+import { createHash } from 'node:crypto'
+import type { CodecParams, CodecSettings, DeltaMeta, SectionSource, SectionStream } from './types.js'
+import { ArrayStream, memorySource, subSource } from './stream.js'
 import { CODEC_ID_PATTERN, codecIds, getCodec } from './registry.js'
 
 /**
@@ -75,6 +77,25 @@ export interface DeltaReader {
    * Throws PayloadError if its values are invalid (non-finite, non-canonical).
    */
   read(name: string, out?: Float32Array): Float32Array
+  /**
+   * The same values piece by piece (see SectionStream), reading only each piece's bytes. Errors
+   * are PayloadErrors naming the tensor. Streams of one reader share read buffers: use one at a
+   * time.
+   */
+  stream(name: string): SectionStream
+}
+
+/** A whole payload to read from: in memory, or a file (file-bytes.ts). */
+export type PayloadSource = SectionSource
+
+/** How openDelta treats the container checksum. */
+export interface OpenOptions {
+  /**
+   * The checksum's verdict when the caller already knows it: computed in the same pass as the
+   * delta id (payloadDigests), or not needed because the bytes are known to be ones validated
+   * before (their sha256 is the id of a payload that passed validateDelta). Default: checked here.
+   */
+  checksumOk?: boolean
 }
 
 export interface EncodedDelta {
@@ -120,6 +141,54 @@ export function layoutDigest(layout: Layout): string {
 
 function checksum(bytes: Uint8Array): Uint8Array {
   return Buffer.from(sha256Hex(bytes).slice(0, CHECKSUM_BYTES * 2), 'hex')
+}
+
+/**
+ * A payload's id (sha256 of all of it) and whether its container checksum (sha256 of all but the
+ * last 8 bytes) matches, in one pass over the bytes: the checksum's hash state is the id's
+ * halfway, so it is copied there.
+ */
+export class PayloadHasher {
+  private readonly h = createHash('sha256')
+  private done = 0
+  private sum: Buffer | undefined
+  private readonly tail = new Uint8Array(CHECKSUM_BYTES)
+
+  constructor(readonly byteLength: number) {}
+
+  /** Bytes hashed so far: the next update must start there. */
+  get position(): number {
+    return this.done
+  }
+
+  update(bytes: Uint8Array): void {
+    const cut = this.byteLength - CHECKSUM_BYTES
+    let from = 0
+    if (this.sum === undefined && cut >= 0 && this.done <= cut && this.done + bytes.length >= cut) {
+      from = cut - this.done
+      this.h.update(bytes.subarray(0, from))
+      this.sum = this.h.copy().digest()
+    }
+    this.h.update(bytes.subarray(from))
+    // Keep what lands in the last 8 bytes: the stored checksum.
+    for (let i = Math.max(0, cut - this.done); i < bytes.length; i++) this.tail[this.done + i - cut] = bytes[i]
+    this.done += bytes.length
+  }
+
+  /** Call once every byte went through update. */
+  result(): { id: string; checksumOk: boolean } {
+    const id = this.h.digest('hex')
+    let ok = this.sum !== undefined && this.byteLength >= MIN_PAYLOAD
+    for (let i = 0; ok && i < CHECKSUM_BYTES; i++) ok = this.tail[i] === this.sum![i]
+    return { id, checksumOk: ok }
+  }
+}
+
+/** payloadDigests(p).id === sha256Hex(p); `checksumOk` is the container checksum's verdict. */
+export function payloadDigests(payload: Uint8Array): { id: string; checksumOk: boolean } {
+  const h = new PayloadHasher(payload.length)
+  h.update(payload)
+  return h.result()
 }
 
 function isCount(x: unknown): x is number {
@@ -188,12 +257,34 @@ export function encodeDelta(delta: TensorMap, settings: CodecSettings, meta: Del
  * Validate the framing, header, checksum and expectations of a payload, without decoding values.
  * Values are decoded (and checked) tensor by tensor through the returned reader.
  */
-export function openDelta(payload: Uint8Array, expect: DecodeExpect = {}): DeltaReader {
+export function openDelta(payload: Uint8Array, expect: DecodeExpect = {}, opts: OpenOptions = {}): DeltaReader {
   try {
-    return openUnchecked(payload, expect)
+    if (!(payload instanceof Uint8Array)) fail('not a byte array', 'malformed')
+    const checksumOk = opts.checksumOk ?? (() => checksumMatches(payload))
+    return openUnchecked(memorySource(payload), expect, checksumOk)
   } catch (err) {
     throw asPayloadError(err)
   }
+}
+
+/**
+ * openDelta over any source, e.g. a payload's file: sections are read when streamed or read.
+ * `checksumOk` is required: a source is not read whole here (a file source checks the checksum
+ * and the id as it is read: file-bytes.ts).
+ */
+export function openDeltaSource(src: PayloadSource, expect: DecodeExpect, checksumOk: boolean): DeltaReader {
+  try {
+    return openUnchecked(src, expect, checksumOk)
+  } catch (err) {
+    throw asPayloadError(err)
+  }
+}
+
+function checksumMatches(payload: Uint8Array): boolean {
+  const end = payload.length - CHECKSUM_BYTES
+  const want = checksum(payload.subarray(0, end))
+  for (let i = 0; i < CHECKSUM_BYTES; i++) if (payload[end + i] !== want[i]) return false
+  return true
 }
 
 function asPayloadError(err: unknown, context = ''): PayloadError {
@@ -208,11 +299,12 @@ function isPlainObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x)
 }
 
-function openUnchecked(payload: Uint8Array, expect: DecodeExpect): DeltaReader {
-  if (!(payload instanceof Uint8Array)) fail('not a byte array', 'malformed')
-  const len = payload.length
+function openUnchecked(src: PayloadSource, expect: DecodeExpect, checksumVerdict: boolean | (() => boolean)): DeltaReader {
+  const len = src.byteLength
   if (expect.maxBytes !== undefined && len > expect.maxBytes) fail(`${len} bytes exceeds the limit of ${expect.maxBytes}`, 'too-large')
   if (len < MIN_PAYLOAD) fail(`only ${len} bytes (a payload has at least ${MIN_PAYLOAD})`, 'truncated')
+  // Magic, version, codec id (at most 32 bytes) and header length: all within the first 43 bytes.
+  const payload = src.read(0, Math.min(len, 7 + 32 + 4), -1)
   for (let i = 0; i < 4; i++) if (payload[i] !== MAGIC[i]) fail(`bad magic (not a CFDL delta)`, 'bad-magic')
   const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
   const version = dv.getUint16(4, true)
@@ -231,18 +323,14 @@ function openUnchecked(payload: Uint8Array, expect: DecodeExpect): DeltaReader {
   if (headerLen > MAX_HEADER) fail(`header length ${headerLen} exceeds ${MAX_HEADER}`, 'malformed')
   if (bodyPos + CHECKSUM_BYTES > len) fail(`header length ${headerLen} runs past the end (${len} bytes)`, 'truncated')
 
-  const checksumOk = () => {
-    const end = len - CHECKSUM_BYTES
-    const want = checksum(payload.subarray(0, end))
-    for (let i = 0; i < CHECKSUM_BYTES; i++) if (payload[end + i] !== want[i]) return false
-    return true
-  }
+  let verdict: boolean | undefined = typeof checksumVerdict === 'boolean' ? checksumVerdict : undefined
+  const checksumOk = () => (verdict ??= (checksumVerdict as () => boolean)())
   const checksumFail = (): never => fail('checksum mismatch (corrupt or truncated payload)', 'checksum')
 
   let headerText: string
   let parsed: ReturnType<typeof parseHeader>
   try {
-    headerText = utf8.decode(payload.subarray(headerPos, bodyPos))
+    headerText = utf8.decode(src.read(headerPos, headerLen, -1))
     const maxValues = expect.maxValues ?? DEFAULT_MAX_VALUES
     parsed = version === 2 ? parseHeaderV2(headerText, expect.layout, maxValues) : parseHeader(headerText, maxValues)
   } catch (err) {
@@ -276,6 +364,11 @@ function openUnchecked(payload: Uint8Array, expect: DecodeExpect): DeltaReader {
     offset += e.bytes
   })
 
+  const locate = (name: string) => {
+    const at = offsets.get(name)
+    if (!at) throw new RangeError(`delta has no tensor ${name}`)
+    return { ...at, n: tensors[at.index].numel, section: subSource(src, at.offset, at.bytes) }
+  }
   return {
     meta,
     codec: codecId,
@@ -283,17 +376,46 @@ function openUnchecked(payload: Uint8Array, expect: DecodeExpect): DeltaReader {
     byteLength: len,
     tensors,
     read(name: string, out?: Float32Array): Float32Array {
-      const at = offsets.get(name)
-      if (!at) throw new RangeError(`delta has no tensor ${name}`)
-      const n = tensors[at.index].numel
+      const { n, section } = locate(name)
       if (out === undefined) out = new Float32Array(n)
       else if (out.length !== n) throw new RangeError(`tensor ${name}: output has ${out.length} values, need ${n}`)
       try {
-        codec.decodeInto(payload.subarray(at.offset, at.offset + at.bytes), out, params)
+        codec.decodeInto(section.read(0, section.byteLength, -1), out, params)
       } catch (err) {
         throw asPayloadError(err, `tensor ${name}`)
       }
       return out
+    },
+    stream(name: string): SectionStream {
+      const { n, section } = locate(name)
+      const context = `tensor ${name}`
+      let inner: SectionStream
+      try {
+        if (codec.openStream) inner = codec.openStream(section, n, params)
+        else {
+          const all = new Float32Array(n)
+          codec.decodeInto(section.read(0, section.byteLength, -1), all, params)
+          inner = new ArrayStream(all)
+        }
+      } catch (err) {
+        throw asPayloadError(err, context)
+      }
+      return {
+        decode(out, count) {
+          try {
+            inner.decode(out, count)
+          } catch (err) {
+            throw asPayloadError(err, context)
+          }
+        },
+        add(acc, count, w) {
+          try {
+            inner.add(acc, count, w)
+          } catch (err) {
+            throw asPayloadError(err, context)
+          }
+        },
+      }
     },
   }
 }

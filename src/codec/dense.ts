@@ -1,7 +1,7 @@
 import type { TensorMap } from '../model/tensors.js'
 import type { Codec, EncodedSections } from './types.js'
 import { checkParams, paramsFromSettings } from './params.js'
-import { q1Values, q4Values, type ValueFormat } from './values.js'
+import { q1Values, q4Values, valueStream, type ValueFormat } from './values.js'
 import { DEFAULT_BLOCK_SIZE } from './q8block.js'
 
 /**
@@ -41,6 +41,7 @@ function denseCodec(id: string, format: ValueFormat): Codec {
     decodeInto(section, out, params) {
       format.decode(section, out, params.blockSize)
     },
+    openStream: (section, n, params) => valueStream(format.name, section, n, params.blockSize),
   }
 }
 

@@ -2,6 +2,7 @@ import { PayloadError } from '../util/errors.js'
 import type { TensorMap } from '../model/tensors.js'
 import type { Codec, CodecParams, EncodedSections } from './types.js'
 import { readF32LE, writeF32LE } from './le.js'
+import { F32Stream } from './stream.js'
 
 /** `f32`: dense little-endian float32, lossless. Section = 4 bytes per value. */
 export const f32Codec: Codec = {
@@ -43,4 +44,6 @@ export const f32Codec: Codec = {
       if (!Number.isFinite(out[i])) throw new PayloadError(`value ${i} is not finite (${out[i]})`, 'non-finite')
     }
   },
+
+  openStream: (section) => new F32Stream(section),
 }

@@ -1,4 +1,4 @@
-export type { Codec, CodecParams, CodecSettings, DeltaMeta, EncodedSections } from './types.js'
+export type { Codec, CodecParams, CodecSettings, DeltaMeta, EncodedSections, SectionSource, SectionStream } from './types.js'
 export { registerCodec, getCodec, codecIds } from './registry.js'
 export { CODEC_IDS, type CodecId, isSparseCodec, feedbackByDefault } from './ids.js'
 export { f32Codec } from './f32.js'
@@ -8,6 +8,9 @@ export { topkF32Codec, topkQ8Codec, topkQ4Codec, topkQ1Codec, DEFAULT_DENSITY_PP
 export {
   encodeDelta,
   openDelta,
+  openDeltaSource,
+  payloadDigests,
+  PayloadHasher,
   decodeDelta,
   decodeDeltaInto,
   validateDelta,
@@ -19,7 +22,10 @@ export {
   type DecodeExpect,
   type DeltaReader,
   type EncodedDelta,
+  type OpenOptions,
+  type PayloadSource,
   type Layout,
   type TensorEntry,
 } from './container.js'
 export { residual, addInto, ErrorFeedback } from './feedback.js'
+export { FileBytes } from './file-bytes.js'

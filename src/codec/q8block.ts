@@ -1,6 +1,7 @@
 import { PayloadError } from '../util/errors.js'
 import type { TensorMap } from '../model/tensors.js'
 import type { Codec, CodecParams, CodecSettings, EncodedSections } from './types.js'
+import { Q8Stream } from './stream.js'
 
 /**
  * `q8-block`: blockwise symmetric 8-bit quantization (as in hivemind's blockwise codecs).
@@ -133,4 +134,6 @@ export const q8BlockCodec: Codec = {
       }
     }
   },
+
+  openStream: (section, n, params) => new Q8Stream(section, n, params.blockSize, MAX_SCALE),
 }

@@ -6,6 +6,7 @@ import { DEFAULT_BLOCK_SIZE } from './q8block.js'
 import { TopKCursor, topKThreshold } from './select.js'
 import { VALUE_FORMATS, type ValueFormat } from './values.js'
 import { VarintReader, varintSize, writeVarint } from './varint.js'
+import { SparseStream } from './stream.js'
 
 /**
  * Top-k sparsification: keep the k = ceil(P * densityPpm / 10^6) largest-magnitude values of the
@@ -75,25 +76,35 @@ function sparseCodec(format: ValueFormat): Codec {
     },
 
     decodeInto(section, out, params) {
-      const B = blockOf(params)
-      const n = out.length
-      const r = new VarintReader(section, 0, section.length)
-      const m = r.next()
-      if (m > n) throw new PayloadError(`${m} kept values in a tensor of ${n}`, 'malformed')
-      const idx = new Int32Array(m)
-      for (let i = 0, prev = -1; i < m; i++) {
-        const at = prev + 1 + r.next()
-        if (at >= n) throw new PayloadError(`index ${at} is outside the tensor (${n} values)`, 'malformed')
-        idx[i] = prev = at
-      }
-      const need = format.size(m, B)
-      if (section.length - r.pos !== need) throw new PayloadError(`${section.length - r.pos} value bytes for ${m} kept values (need ${need})`, 'malformed')
-      const kept = new Float32Array(m)
-      format.decode(section.subarray(r.pos), kept, B)
+      const { idx, kept } = parseSparse(format, section, out.length, blockOf(params))
       out.fill(0)
-      for (let i = 0; i < m; i++) out[idx[i]] = kept[i]
+      for (let i = 0; i < idx.length; i++) out[idx[i]] = kept[i]
+    },
+
+    // The kept values are a small part of the tensor: the stream holds them, decoded, and scatters them piece by piece.
+    openStream(section, n, params) {
+      const { idx, kept } = parseSparse(format, section.read(0, section.byteLength, -1), n, blockOf(params))
+      return new SparseStream(idx, kept)
     },
   }
+}
+
+/** Positions (ascending, checked) and decoded values of a sparse section. */
+function parseSparse(format: ValueFormat, section: Uint8Array, n: number, B: number): { idx: Int32Array; kept: Float32Array } {
+  const r = new VarintReader(section, 0, section.length)
+  const m = r.next()
+  if (m > n) throw new PayloadError(`${m} kept values in a tensor of ${n}`, 'malformed')
+  const idx = new Int32Array(m)
+  for (let i = 0, prev = -1; i < m; i++) {
+    const at = prev + 1 + r.next()
+    if (at >= n) throw new PayloadError(`index ${at} is outside the tensor (${n} values)`, 'malformed')
+    idx[i] = prev = at
+  }
+  const need = format.size(m, B)
+  if (section.length - r.pos !== need) throw new PayloadError(`${section.length - r.pos} value bytes for ${m} kept values (need ${need})`, 'malformed')
+  const kept = new Float32Array(m)
+  format.decode(section.subarray(r.pos), kept, B)
+  return { idx, kept }
 }
 
 export const topkF32Codec = sparseCodec(VALUE_FORMATS.f32)

@@ -66,4 +66,33 @@ export interface Codec {
    * on non-finite or non-canonical content, so a payload is accepted or rejected as a whole.
    */
   decodeInto(section: Uint8Array, out: Float32Array, params: CodecParams): void
+  /**
+   * Optional: decode one section piece by piece, in increasing coordinate order, so that fusion can
+   * add N deltas into a small cache-resident accumulator and read sections from disk in pieces.
+   * The stream must yield exactly the values decodeInto gives, bit for bit, and reject the same
+   * sections (PayloadError) by the time its last value is read. Codecs without it are decoded
+   * one whole tensor at a time.
+   */
+  openStream?(section: SectionSource, n: number, params: CodecParams): SectionStream
+}
+
+/** Where a stream reads its section from: the payload in memory, or its file (positioned reads). */
+export interface SectionSource {
+  readonly byteLength: number
+  /**
+   * `len` bytes at `offset` in the section. The view stays valid until the next read into the
+   * same `slot` (0 and 1 are reused buffers; -1 gives fresh memory), and must not be written.
+   */
+  read(offset: number, len: number, slot: number): Uint8Array
+}
+
+/**
+ * A section's values in order. Each call covers the next `count` values; across all calls the
+ * counts add up to the tensor's numel.
+ */
+export interface SectionStream {
+  /** out[i] = the next `count` values (float32, as decodeInto gives them). */
+  decode(out: Float32Array, count: number): void
+  /** acc[i] += w * value for the next `count` values (float64; w = 1 adds the values as they are). */
+  add(acc: Float64Array, count: number, w: number): void
 }

@@ -1,5 +1,7 @@
 import { PayloadError } from '../util/errors.js'
 import { readF32LE, writeF32LE } from './le.js'
+import { F32Stream, Q1Stream, Q4Stream, Q8Stream } from './stream.js'
+import type { SectionSource, SectionStream } from './types.js'
 
 /**
  * Value formats: how a run of m float32 values becomes bytes. Dense codecs (q4-block, q1-block)
@@ -31,7 +33,7 @@ const MIN_NORMAL_F32 = 2 ** -126
 const FLT_MAX = 3.4028234663852886e38
 
 /** Largest float32 s with Math.fround(L * s) finite. */
-function maxScale(levels: number): number {
+export function maxScale(levels: number): number {
   const f = new Float32Array([FLT_MAX / levels])
   const u = new Uint32Array(f.buffer)
   while (!Number.isFinite(Math.fround(levels * f[0]))) u[0]--
@@ -187,3 +189,20 @@ export const q1Values: ValueFormat = {
 }
 
 export const VALUE_FORMATS = { f32: f32Values, q8: q8Values, q4: q4Values, q1: q1Values } as const
+
+const MAX_SCALE_Q8 = maxScale(127)
+const MAX_SCALE_Q4 = maxScale(7)
+
+/** A stream over m values of `format` (exactly format.size(m, B) bytes of `src`): the same values and checks as format.decode. */
+export function valueStream(format: ValueFormat['name'], src: SectionSource, m: number, B: number): SectionStream {
+  switch (format) {
+    case 'f32':
+      return new F32Stream(src)
+    case 'q8':
+      return new Q8Stream(src, m, B, MAX_SCALE_Q8)
+    case 'q4':
+      return new Q4Stream(src, m, B, MAX_SCALE_Q4)
+    case 'q1':
+      return new Q1Stream(src, m, B)
+  }
+}

@@ -2,30 +2,59 @@ import { sortedNames, type TensorMap } from '../model/tensors.js'
 import type { FusionDelta } from './types.js'
 
 /**
- * The loop of the summing rules (mean, weighted mean, task arithmetic, DARE): per tensor, add each
- * delta's values into one float64 accumulator in the given (id) order, then write
- * `finish(base value, sum)` rounded once to float32. One tensor is in flight at a time.
- * `add` may weight or mask a delta's values; by default they are added as they are.
+ * Coordinates per piece. A piece's float64 sums (512 KiB) stay in cache while every delta's
+ * values for it are added, and each delta is read one piece at a time.
  */
-export function fuseBySum(
-  base: TensorMap,
-  deltas: readonly FusionDelta[],
-  finish: (base: number, sum: number) => number,
-  add: (acc: Float64Array, values: Float32Array, delta: FusionDelta, k: number, name: string) => void = plainAdd,
-): TensorMap {
-  const out: TensorMap = new Map()
-  for (const name of sortedNames(base)) {
-    const b = base.get(name)!
-    const acc = new Float64Array(b.data.length)
-    const scratch = new Float32Array(b.data.length)
-    deltas.forEach((d, k) => add(acc, d.reader.read(name, scratch), d, k, name))
-    const data = new Float32Array(b.data.length)
-    for (let i = 0; i < data.length; i++) data[i] = finish(b.data[i], acc[i])
-    out.set(name, { shape: [...b.shape], data })
-  }
-  return out
+export const CHUNK = 1 << 16
+
+/** What a summing rule does around the sum; see fuseBySum. */
+export interface SumPlan {
+  /** new = Math.fround(base + (scale * sum) / div): the mean is {scale: 1, div: N}. */
+  scale: number
+  div: number
+  /** acc += weights[k] * value for delta k (given order); 1 when omitted (the value as it is). */
+  weights?: readonly number[]
+  /**
+   * Instead of the weighted add: per delta and tensor, a stateful adder of the decoded values of
+   * each piece (e.g. DARE's seeded mask, whose random stream runs over the tensor in order).
+   */
+  adder?: (k: number, name: string) => (acc: Float64Array, values: Float32Array, count: number) => void
 }
 
-function plainAdd(acc: Float64Array, values: Float32Array): void {
-  for (let i = 0; i < acc.length; i++) acc[i] += values[i]
+/**
+ * The loop of the summing rules (mean, weighted mean, task arithmetic, DARE). Per coordinate:
+ * the float64 sum of each delta's float32 value (times its weight) in the given (id) order,
+ * then `base + (scale * sum) / div` rounded once to float32. Work goes tensor by tensor, piece
+ * by piece (`chunk` coordinates): every delta's piece is added (streamed, fused with decoding
+ * where the codec can) into one small accumulator before the next piece. The result does not
+ * depend on `chunk`: each coordinate sees the same additions in the same order.
+ */
+export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan: SumPlan, chunk = CHUNK): TensorMap {
+  const { scale, div } = plan
+  const weights = deltas.map((_, k) => plan.weights?.[k] ?? 1)
+  const acc = new Float64Array(chunk)
+  const scratch = plan.adder ? new Float32Array(chunk) : undefined
+  const out: TensorMap = new Map()
+  for (const name of sortedNames(base)) {
+    const b = base.get(name)!.data
+    const n = b.length
+    const streams = deltas.map((d) => d.reader.stream(name))
+    const adders = plan.adder ? deltas.map((_, k) => plan.adder!(k, name)) : undefined
+    const data = new Float32Array(n)
+    for (let start = 0; start < n; start += chunk) {
+      const count = Math.min(chunk, n - start)
+      acc.fill(0, 0, count)
+      for (let k = 0; k < streams.length; k++) {
+        if (adders) {
+          streams[k].decode(scratch!, count)
+          adders[k](acc, scratch!, count)
+        } else {
+          streams[k].add(acc, count, weights[k])
+        }
+      }
+      for (let i = 0; i < count; i++) data[start + i] = b[start + i] + (scale * acc[i]) / div
+    }
+    out.set(name, { shape: [...base.get(name)!.shape], data })
+  }
+  return out
 }

@@ -27,9 +27,13 @@ export const dareRule: FusionRule = {
     const threshold = Math.floor(p * 4294967296)
     const keep = 1 / (1 - p)
     const n = deltas.length
-    return fuseBySum(base, deltas, (b, sum) => b + (scale * sum) / n, (acc, values, d, _k, name) => {
-      const rng = Rng.fromSeed('coldfusion-dare-v1', ctx.seed, d.id, name)
-      for (let i = 0; i < acc.length; i++) if (rng.nextU32() >= threshold) acc[i] += values[i] * keep
-    })
+    const adder = (k: number, name: string) => {
+      // One random stream per (delta, tensor), drawn once per coordinate in order, piece after piece.
+      const rng = Rng.fromSeed('coldfusion-dare-v1', ctx.seed, deltas[k].id, name)
+      return (acc: Float64Array, values: Float32Array, count: number) => {
+        for (let i = 0; i < count; i++) if (rng.nextU32() >= threshold) acc[i] += values[i] * keep
+      }
+    }
+    return fuseBySum(base, deltas, { scale, div: n, adder }, ctx.chunk)
   },
 }

@@ -1,17 +1,27 @@
 import { createHash } from 'node:crypto'
 import { numel, sortedNames, type TensorMap } from '../model/tensors.js'
 import { PayloadError } from '../util/errors.js'
-import { isHex64, sha256Hex } from '../util/hash.js'
-import { openDelta } from '../codec/index.js'
+import { isHex64 } from '../util/hash.js'
+import { FileBytes, openDelta, openDeltaSource, payloadDigests, type DecodeExpect, type DeltaReader } from '../codec/index.js'
 import { hashTensors } from './hash.js'
 import { applyNormBound, type NormBound } from './norm-bound.js'
 import { fusionRuleIds, getFusionRule } from './registry.js'
-import type { FusionContext, FusionDelta, FusionParams } from './types.js'
+import type { FusionContext, FusionDelta, FusionParams, FusionRule } from './types.js'
 
 /** A delta as the round hands it over: its id (sha256 of the payload), the bytes, its example count. */
 export interface DeltaInput {
   id: string
   payload: Uint8Array
+  examples: number
+}
+
+/**
+ * The same, with the payload left in its file (the content store's): read piece by piece during
+ * fusion, so memory does not grow with the number of deltas.
+ */
+export interface DeltaFileInput {
+  id: string
+  file: string
   examples: number
 }
 
@@ -27,6 +37,16 @@ export interface FuseOptions {
   maxBytes?: number
   /** Bound on each delta's L2 norm, applied before the rule (clip or reject). */
   normBound?: NormBound
+  /**
+   * The caller checked, for every in-memory payload, that sha256(payload) is its id and that
+   * validateDelta accepted it (the daemon does both when a delta arrives). Then neither the id
+   * nor the container checksum is hashed again: the checksum only detects damage, and these are
+   * the very bytes found intact. Layout, round, base, example count and every value are still
+   * checked. File inputs are always checked against their id, as they are read.
+   */
+  verified?: boolean
+  /** Coordinates per piece of the streaming rules (default CHUNK); results never depend on it. */
+  chunk?: number
 }
 
 /** A delta that cannot be fused; `deltaId` says which, so the caller can drop it and retry. */
@@ -41,10 +61,11 @@ export class DeltaRejectedError extends PayloadError {
  * Fuse one round: B_{r+1} = rule(B_r, {deltas}). The result depends only on the base, the SET of
  * deltas and the options: deltas are sorted by id before anything is read, every id must be the
  * sha256 of its payload, duplicates are refused, and every delta is opened and checked (layout,
- * round, base, example count) before the rule reads a single value. Memory: one tensor's float64
- * accumulator plus the compressed payloads, whatever the number of deltas.
+ * round, base, example count) before the rule reads a single value. Memory: the base, the result
+ * and a small float64 accumulator, plus the payloads given in memory (file inputs are read piece
+ * by piece), whatever the number of deltas.
  */
-export function fuseRound(base: TensorMap, deltas: readonly DeltaInput[], opts: FuseOptions = {}): TensorMap {
+export function fuseRound(base: TensorMap, deltas: readonly (DeltaInput | DeltaFileInput)[], opts: FuseOptions = {}): TensorMap {
   const rule = getFusionRule(opts.rule ?? 'mean')
   if (!rule) throw new RangeError(`unknown fusion rule ${JSON.stringify(opts.rule)} (known: ${fusionRuleIds().join(', ')})`)
   const params = opts.params ?? {}
@@ -66,37 +87,84 @@ export function fuseRound(base: TensorMap, deltas: readonly DeltaInput[], opts: 
   const sorted = [...deltas].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
 
   const inputs: FusionDelta[] = []
-  let round = opts.round
-  for (const d of sorted) {
-    const short = String(d.id).slice(0, 16)
-    if (!isHex64(d.id) || sha256Hex(d.payload) !== d.id) throw new DeltaRejectedError(`delta ${short}: id is not the sha256 of its payload`, 'id-mismatch', d.id)
-    let reader
-    try {
-      reader = openDelta(d.payload, { layout: base, baseHash, round, maxBytes: opts.maxBytes })
-    } catch (err) {
-      const e = err as PayloadError
-      throw new DeltaRejectedError(`delta ${short}: ${e.message}`, e.reason, d.id)
-    }
-    round ??= reader.meta.round // the first delta (in id order) sets it when the caller did not
-    if (reader.meta.examples !== d.examples) {
-      throw new DeltaRejectedError(`delta ${short}: announced ${d.examples} examples, payload says ${reader.meta.examples}`, 'examples-mismatch', d.id)
-    }
-    inputs.push({ id: d.id, examples: d.examples, meta: reader.meta, reader })
-  }
-
-  let fused: FusionDelta[] = inputs
-  if (opts.normBound) {
-    fused = applyNormBound(inputs, opts.normBound).kept
-    // Every node makes the same decision; if all deltas are rejected the base stays as it is.
-    if (fused.length === 0) return new Map([...base].map(([k, t]) => [k, { shape: [...t.shape], data: new Float32Array(t.data) }]))
-  }
-  const seed = createHash('sha256').update(`coldfusion-fuse\n${rule.id}\n${round}\n${baseHash}\n${inputs.map((d) => d.id).join('\n')}`).digest('hex')
-  const ctx: FusionContext = { round: round!, baseHash, params, seed }
+  const files: { id: string; bytes: FileBytes }[] = []
   try {
+    let round = opts.round
+    for (const d of sorted) {
+      const reader = openInput(d, { layout: base, baseHash, round, maxBytes: opts.maxBytes }, opts.verified === true, files)
+      round ??= reader.meta.round // the first delta (in id order) sets it when the caller did not
+      if (reader.meta.examples !== d.examples) {
+        throw new DeltaRejectedError(`delta ${d.id.slice(0, 16)}: announced ${d.examples} examples, payload says ${reader.meta.examples}`, 'examples-mismatch', d.id)
+      }
+      inputs.push({ id: d.id, examples: d.examples, meta: reader.meta, reader })
+    }
+    const out = runRule(base, inputs, rule, { round: round!, baseHash, params, chunk: opts.chunk }, opts.normBound, files)
+    // A file changed since it was received must not count: its bytes were hashed as they were read.
+    for (const f of files) verifyFile(f)
+    return out
+  } finally {
+    for (const f of files) f.bytes.close()
+  }
+}
+
+function openInput(d: DeltaInput | DeltaFileInput, expect: DecodeExpect, verified: boolean, files: { id: string; bytes: FileBytes }[]): DeltaReader {
+  const short = String(d.id).slice(0, 16)
+  if (!isHex64(d.id)) throw new DeltaRejectedError(`delta ${short}: id is not a sha256`, 'id-mismatch', d.id)
+  try {
+    if ('file' in d) {
+      const bytes = FileBytes.open(d.file)
+      files.push({ id: d.id, bytes })
+      try {
+        // The checksum is checked with the id as the file is read (FileBytes.verify).
+        return openDeltaSource(bytes, expect, true)
+      } catch (err) {
+        // A damaged file is the likelier cause: say so.
+        bytes.verify(d.id)
+        throw err
+      }
+    }
+    if (verified) return openDelta(d.payload, expect, { checksumOk: true })
+    const { id, checksumOk } = payloadDigests(d.payload)
+    if (id !== d.id) throw new DeltaRejectedError(`delta ${short}: id is not the sha256 of its payload`, 'id-mismatch', d.id)
+    return openDelta(d.payload, expect, { checksumOk })
+  } catch (err) {
+    if (err instanceof DeltaRejectedError) throw err
+    const e = err as PayloadError
+    throw new DeltaRejectedError(`delta ${short}: ${e.message}`, e.reason ?? 'malformed', d.id)
+  }
+}
+
+function verifyFile(f: { id: string; bytes: FileBytes }): void {
+  try {
+    f.bytes.verify(f.id)
+  } catch (err) {
+    const e = err as PayloadError
+    throw new DeltaRejectedError(`delta ${f.id.slice(0, 16)}: ${e.message}`, e.reason ?? 'malformed', f.id)
+  }
+}
+
+function runRule(
+  base: TensorMap,
+  inputs: FusionDelta[],
+  rule: FusionRule,
+  c: { round: number; baseHash: string; params: FusionParams; chunk?: number },
+  normBound: NormBound | undefined,
+  files: { id: string; bytes: FileBytes }[],
+): TensorMap {
+  try {
+    let fused: FusionDelta[] = inputs
+    if (normBound) {
+      fused = applyNormBound(inputs, normBound, c.chunk).kept
+      // Every node makes the same decision; if all deltas are rejected the base stays as it is.
+      if (fused.length === 0) return new Map([...base].map(([k, t]) => [k, { shape: [...t.shape], data: new Float32Array(t.data) }]))
+    }
+    const seed = createHash('sha256').update(`coldfusion-fuse\n${rule.id}\n${c.round}\n${c.baseHash}\n${inputs.map((d) => d.id).join('\n')}`).digest('hex')
+    const ctx: FusionContext = { round: c.round, baseHash: c.baseHash, params: c.params, seed, chunk: c.chunk }
     return rule.fuse(base, fused, ctx)
   } catch (err) {
     // Values are checked while being read; name the delta whose tensor failed if we can.
     if (err instanceof PayloadError && !(err instanceof DeltaRejectedError)) {
+      for (const f of files) verifyFile(f)
       const culprit = inputs.find((d) => {
         try {
           for (const t of d.reader.tensors) d.reader.read(t.name)

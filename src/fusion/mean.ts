@@ -14,8 +14,7 @@ export const meanRule: FusionRule = {
     if (keys.length > 0) throw new RangeError(`fusion rule mean takes no params, got ${keys.join(', ')}`)
   },
 
-  fuse(base, deltas) {
-    const n = deltas.length
-    return fuseBySum(base, deltas, (b, sum) => b + sum / n)
+  fuse(base, deltas, ctx) {
+    return fuseBySum(base, deltas, { scale: 1, div: deltas.length }, ctx.chunk)
   },
 }

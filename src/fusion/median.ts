@@ -11,10 +11,10 @@ export const medianRule: FusionRule = {
     const keys = Object.keys(params)
     if (keys.length > 0) throw new RangeError(`fusion rule median takes no params, got ${keys.join(', ')}`)
   },
-  fuse(base, deltas) {
+  fuse(base, deltas, ctx) {
     return fuseCoordinatewise(base, deltas, (v) => {
       const m = v.length >> 1
       return v.length % 2 === 1 ? v[m] : (v[m - 1] + v[m]) / 2
-    })
+    }, ctx.chunk)
   },
 }

@@ -13,9 +13,9 @@ import type { DeltaMeta, DeltaReader } from '../codec/index.js'
  * - The result may depend only on the base, the set of deltas and `ctx` (never on time, the
  *   machine, Math.random or Map insertion order). Rules needing randomness (DARE) derive it
  *   from ctx.seed.
- * - Memory must not grow with the number of deltas times the model size: read deltas one tensor
- *   at a time through `reader.read(name, scratch)` (coordinate-wise rules such as the median
- *   hold N copies of one tensor at most).
+ * - Memory must not grow with the number of deltas times the model size: stream deltas piece by
+ *   piece through `reader.stream(name)` (fuseBySum, fuseCoordinatewise), or read one tensor at
+ *   a time through `reader.read(name, scratch)` (N copies of one tensor at most, as ties does).
  * - Never mutate `base`; return new tensors with the base's names and shapes.
  */
 export interface FusionDelta {
@@ -34,6 +34,8 @@ export interface FusionContext {
   readonly params: FusionParams
   /** sha256 over the base hash and the sorted delta ids: a seed every node agrees on. */
   readonly seed: string
+  /** Coordinates per piece for rules that stream (fuseBySum, fuseCoordinatewise); never changes results. */
+  readonly chunk?: number
 }
 
 export interface FusionRule {

@@ -12,14 +12,11 @@ export const weightedMeanRule: FusionRule = {
     const keys = Object.keys(params)
     if (keys.length > 0) throw new RangeError(`fusion rule weighted-mean takes no params, got ${keys.join(', ')}`)
   },
-  fuse(base, deltas) {
+  fuse(base, deltas, ctx) {
     let total = 0
     for (const d of deltas) total += d.examples
     // All-zero counts (allowed by the codec) fall back to the plain mean.
     const weights = deltas.map((d) => (total > 0 ? d.examples / total : 1 / deltas.length))
-    return fuseBySum(base, deltas, (b, sum) => b + sum, (acc, values, _d, k) => {
-      const w = weights[k]
-      for (let i = 0; i < acc.length; i++) acc[i] += w * values[i]
-    })
+    return fuseBySum(base, deltas, { scale: 1, div: 1, weights }, ctx.chunk)
   },
 }

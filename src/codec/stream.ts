@@ -1,0 +1,327 @@
+import { PayloadError } from '../util/errors.js'
+import type { SectionSource, SectionStream } from './types.js'
+
+/**
+ * Section streams (Codec.openStream) of the built-in formats: the same values and the same
+ * rejections as their decodeInto (values.ts, q8block.ts, f32.ts), one piece at a time. Each piece
+ * reads only its own bytes (positioned reads when the section is in a file); block scales are
+ * read ahead in windows, all of a tensor's at once when they fit in SCALE_WINDOW, so a file is
+ * read front to back.
+ */
+
+const MIN_NORMAL_F32 = 2 ** -126
+const SCALE_WINDOW = 1 << 18
+const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+
+/** The per-block float32 scales at the start of a blockwise section, validated as decodeInto does. */
+class BlockScales {
+  private vals = new Float32Array(0)
+  private lo = 0
+  private hi = 0
+  /** First invalid block of the window (Infinity if none): reported only when reached, as decodeInto would. */
+  private bad = Infinity
+  private badScale = 0
+
+  constructor(
+    private readonly src: SectionSource,
+    private readonly nb: number,
+    private readonly maxScale: number,
+    private readonly range: string,
+  ) {
+    if (nb <= SCALE_WINDOW) this.load(0, nb)
+  }
+
+  /** Make blocks [b0, b1) available. */
+  ensure(b0: number, b1: number): void {
+    if (b0 >= this.lo && b1 <= this.hi) return
+    this.load(b0, Math.min(this.nb, Math.max(b1, b0 + SCALE_WINDOW)))
+  }
+
+  get(b: number): number {
+    if (b >= this.bad) {
+      const s = this.badScale
+      throw new PayloadError(`block ${b} has an invalid scale ${s} (must be 0 or in [2^-126, ${this.range}])`, Number.isFinite(s) ? 'malformed' : 'non-finite')
+    }
+    return this.vals[b - this.lo]
+  }
+
+  private load(b0: number, b1: number): void {
+    const n = b1 - b0
+    const bytes = this.src.read(b0 * 4, n * 4, 0)
+    if (this.vals.length < n) this.vals = new Float32Array(n)
+    const v = this.vals
+    if (littleEndianHost) new Uint8Array(v.buffer, 0, n * 4).set(bytes)
+    else {
+      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+      for (let i = 0; i < n; i++) v[i] = dv.getFloat32(i * 4, true)
+    }
+    this.lo = b0
+    this.hi = b1
+    this.bad = Infinity
+    for (let i = 0; i < n; i++) {
+      const s = v[i]
+      const zero = s === 0 && !Object.is(s, -0)
+      if (!zero && !(s >= MIN_NORMAL_F32 && s <= this.maxScale)) {
+        this.bad = b0 + i
+        this.badScale = s
+        break
+      }
+    }
+  }
+}
+
+function zeroBlockValue(b: number): never {
+  throw new PayloadError(`block ${b} has scale 0 but a non-zero value`, 'non-canonical')
+}
+
+/** Adds decoded values; formats without a fused add decode into a scratch buffer first. */
+abstract class DecodingStream implements SectionStream {
+  private scratch = new Float32Array(0)
+  abstract decode(out: Float32Array, count: number): void
+  add(acc: Float64Array, count: number, w: number): void {
+    if (this.scratch.length < count) this.scratch = new Float32Array(count)
+    const v = this.scratch
+    this.decode(v, count)
+    if (w === 1) for (let i = 0; i < count; i++) acc[i] += v[i]
+    else for (let i = 0; i < count; i++) acc[i] += w * v[i]
+  }
+}
+
+/** Dense little-endian float32 (f32, topk-f32 values). */
+export class F32Stream extends DecodingStream {
+  private pos = 0
+  constructor(private readonly src: SectionSource, private readonly base = 0) {
+    super()
+  }
+
+  decode(out: Float32Array, count: number): void {
+    const bytes = this.src.read(this.base + this.pos * 4, count * 4, 1)
+    if (littleEndianHost) new Uint8Array(out.buffer, out.byteOffset, count * 4).set(bytes)
+    else {
+      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+      for (let i = 0; i < count; i++) out[i] = dv.getFloat32(i * 4, true)
+    }
+    for (let i = 0; i < count; i++) {
+      if (!Number.isFinite(out[i])) throw new PayloadError(`value ${this.pos + i} is not finite (${out[i]})`, 'non-finite')
+    }
+    this.pos += count
+  }
+}
+
+/**
+ * 8-bit symmetric blocks (q8-block, topk-q8 values): m values in blocks of B, float32 scales then
+ * int8 values; value = Math.fround(q * scale) with q in [-127, 127]. `add` is fused: no decoded
+ * copy is written.
+ */
+export class Q8Stream implements SectionStream {
+  private pos = 0
+  private readonly scales: BlockScales
+  private readonly q0: number
+
+  constructor(private readonly src: SectionSource, private readonly m: number, private readonly B: number, maxScale: number) {
+    const nb = Math.ceil(m / B)
+    this.q0 = nb * 4
+    this.scales = new BlockScales(src, nb, maxScale, 'FLT_MAX/127')
+  }
+
+  private values(count: number): Int8Array {
+    const bytes = this.src.read(this.q0 + this.pos, count, 1)
+    this.scales.ensure(Math.floor(this.pos / this.B), Math.floor((this.pos + count - 1) / this.B) + 1)
+    return new Int8Array(bytes.buffer, bytes.byteOffset, count)
+  }
+
+  private static minus128(i: number): never {
+    throw new PayloadError(`value ${i} is -128 (q8 uses [-127, 127])`, 'non-canonical')
+  }
+
+  decode(out: Float32Array, count: number): void {
+    if (count === 0) return
+    const q = this.values(count)
+    const g0 = this.pos
+    const B = this.B
+    for (let i = 0; i < count; ) {
+      const b = Math.floor((g0 + i) / B)
+      const end = Math.min(count, (b + 1) * B - g0)
+      const s = this.scales.get(b)
+      if (s === 0) {
+        for (let j = i; j < end; j++) if (q[j] !== 0) zeroBlockValue(b)
+        out.fill(0, i, end)
+      } else {
+        for (let j = i; j < end; j++) {
+          const k = q[j]
+          if (k === -128) Q8Stream.minus128(g0 + j)
+          out[j] = k * s
+        }
+      }
+      i = end
+    }
+    this.pos += count
+  }
+
+  add(acc: Float64Array, count: number, w: number): void {
+    if (count === 0) return
+    const q = this.values(count)
+    const g0 = this.pos
+    const B = this.B
+    for (let i = 0; i < count; ) {
+      const b = Math.floor((g0 + i) / B)
+      const end = Math.min(count, (b + 1) * B - g0)
+      const s = this.scales.get(b)
+      // A zero block adds +0, which leaves a float64 sum unchanged (the sum starts at +0, so it is never -0).
+      if (s === 0) {
+        for (let j = i; j < end; j++) if (q[j] !== 0) zeroBlockValue(b)
+      } else if (w === 1) {
+        for (let j = i; j < end; j++) {
+          const k = q[j]
+          if (k === -128) Q8Stream.minus128(g0 + j)
+          acc[j] += Math.fround(k * s)
+        }
+      } else {
+        for (let j = i; j < end; j++) {
+          const k = q[j]
+          if (k === -128) Q8Stream.minus128(g0 + j)
+          acc[j] += w * Math.fround(k * s)
+        }
+      }
+      i = end
+    }
+    this.pos += count
+  }
+}
+
+/** 4-bit symmetric blocks (q4-block, topk-q4 values): scales, then two's complement nibbles in [-7, 7]. */
+export class Q4Stream extends DecodingStream {
+  private pos = 0
+  private readonly scales: BlockScales
+  private readonly q0: number
+
+  constructor(private readonly src: SectionSource, private readonly m: number, private readonly B: number, maxScale: number) {
+    super()
+    const nb = Math.ceil(m / B)
+    this.q0 = nb * 4
+    this.scales = new BlockScales(src, nb, maxScale, 'FLT_MAX/7')
+  }
+
+  decode(out: Float32Array, count: number): void {
+    if (count === 0) return
+    const g0 = this.pos
+    const lo = g0 >> 1
+    const bytes = this.src.read(this.q0 + lo, ((g0 + count + 1) >> 1) - lo, 1)
+    const B = this.B
+    this.scales.ensure(Math.floor(g0 / B), Math.floor((g0 + count - 1) / B) + 1)
+    for (let i = 0; i < count; ) {
+      const b = Math.floor((g0 + i) / B)
+      const end = Math.min(count, (b + 1) * B - g0)
+      const s = this.scales.get(b)
+      const zero = s === 0
+      for (let j = i; j < end; j++) {
+        const g = g0 + j
+        let k = (bytes[(g >> 1) - lo] >> ((g & 1) * 4)) & 0xf
+        if (k >= 8) k -= 16
+        if (k < -7) throw new PayloadError(`value ${g} is ${k} (q4 uses [-7, 7])`, 'non-canonical')
+        if (zero && k !== 0) zeroBlockValue(b)
+        out[j] = k * s
+      }
+      i = end
+    }
+    this.pos += count
+    if (this.pos === this.m && this.m % 2 === 1 && bytes[bytes.length - 1] >> 4 !== 0) throw new PayloadError('the unused last nibble is not 0', 'non-canonical')
+  }
+}
+
+/** Sign blocks (q1-block, topk-q1 values): scales, then one bit per value (1 = negative). */
+export class Q1Stream extends DecodingStream {
+  private pos = 0
+  private readonly scales: BlockScales
+  private readonly s0: number
+
+  constructor(private readonly src: SectionSource, private readonly m: number, private readonly B: number) {
+    super()
+    const nb = Math.ceil(m / B)
+    this.s0 = nb * 4
+    this.scales = new BlockScales(src, nb, 3.4028234663852886e38, 'FLT_MAX')
+  }
+
+  decode(out: Float32Array, count: number): void {
+    if (count === 0) return
+    const g0 = this.pos
+    const lo = g0 >> 3
+    const bytes = this.src.read(this.s0 + lo, ((g0 + count + 7) >> 3) - lo, 1)
+    const B = this.B
+    this.scales.ensure(Math.floor(g0 / B), Math.floor((g0 + count - 1) / B) + 1)
+    for (let i = 0; i < count; ) {
+      const b = Math.floor((g0 + i) / B)
+      const end = Math.min(count, (b + 1) * B - g0)
+      const s = this.scales.get(b)
+      const zero = s === 0
+      for (let j = i; j < end; j++) {
+        const g = g0 + j
+        const neg = (bytes[(g >> 3) - lo] >> (g & 7)) & 1
+        if (zero && neg) throw new PayloadError(`block ${b} has scale 0 but a sign bit set`, 'non-canonical')
+        out[j] = neg ? -s : s
+      }
+      i = end
+    }
+    this.pos += count
+    const m = this.m
+    if (this.pos === m && m % 8 !== 0 && bytes[bytes.length - 1] >> (m & 7) !== 0) throw new PayloadError('the unused last bits are not 0', 'non-canonical')
+  }
+}
+
+/** Values already decoded (a codec without a stream of its own, or a sparse section's scatter). */
+export class ArrayStream extends DecodingStream {
+  private pos = 0
+  constructor(private readonly values: Float32Array) {
+    super()
+  }
+
+  decode(out: Float32Array, count: number): void {
+    out.set(this.values.subarray(this.pos, this.pos + count))
+    this.pos += count
+  }
+}
+
+/**
+ * A sparse tensor: ascending positions `idx` and their values. Positions not listed are 0, which
+ * `add` skips: adding +0 leaves a float64 sum that started at +0 unchanged.
+ */
+export class SparseStream implements SectionStream {
+  private pos = 0
+  private j = 0
+  constructor(private readonly idx: Int32Array, private readonly kept: Float32Array) {}
+
+  decode(out: Float32Array, count: number): void {
+    out.fill(0, 0, count)
+    const end = this.pos + count
+    const { idx, kept } = this
+    let j = this.j
+    for (; j < idx.length && idx[j] < end; j++) out[idx[j] - this.pos] = kept[j]
+    this.j = j
+    this.pos = end
+  }
+
+  add(acc: Float64Array, count: number, w: number): void {
+    const end = this.pos + count
+    const { idx, kept } = this
+    let j = this.j
+    for (; j < idx.length && idx[j] < end; j++) acc[idx[j] - this.pos] += w * kept[j]
+    this.j = j
+    this.pos = end
+  }
+}
+
+/** A view of `len` bytes of `src` starting at `offset`, for a stream over part of a section. */
+export function subSource(src: SectionSource, offset: number, len: number): SectionSource {
+  return { byteLength: len, read: (o, l, slot) => src.read(offset + o, l, slot) }
+}
+
+/** A section held in memory. */
+export function memorySource(bytes: Uint8Array): SectionSource {
+  return {
+    byteLength: bytes.length,
+    read(o, l) {
+      if (o < 0 || l < 0 || o + l > bytes.length) throw new PayloadError(`read of ${l} bytes at ${o} runs past the section (${bytes.length} bytes)`, 'truncated')
+      return bytes.subarray(o, o + l)
+    },
+  }
+}
