@@ -23,7 +23,7 @@ export async function repairCheckpoints(ledger: Ledger, checkpoints: ContentStor
       if (!p) throw new Error(`cannot rebuild round ${e.round}: delta ${c.id} is not in the store`)
       payloads.push({ id: c.id, payload: p, examples: c.examples })
     }
-    const hash = await checkpoints.put(fusion.encodeBase(fusion.fuse(fusion.decodeBase(parent), payloads)))
+    const hash = await checkpoints.put(fusion.encodeBase(fusion.fuse(fusion.decodeBase(parent), payloads, e.parent)))
     if (hash !== e.hash) throw new Error(`rebuilding round ${e.round} gave ${hash.slice(0, 12)}, not the ledger's ${e.hash.slice(0, 12)}`)
     log.warn({ round: e.round, hash: e.hash.slice(0, 12) }, 'rebuilt a missing or damaged checkpoint from its parent and deltas')
     repaired++

@@ -39,7 +39,8 @@ export interface FusionPorts {
   encodeDelta(delta: TensorMap, meta: { round: number; baseHash: string; examples: number }): Uint8Array
   /** Check a fetched payload (container, checksum, layout) before it is accepted. */
   checkDelta(payload: Uint8Array, expect: { round: number; baseHash: string }): void
-  fuse(base: TensorMap, deltas: { id: string; payload: Uint8Array; examples: number }[]): TensorMap
+  /** Fuse the deltas (payloads, or their files in the delta store) into `base`, whose hash is `baseHash` (computed when omitted). */
+  fuse(base: TensorMap, deltas: ({ id: string; examples: number; payload: Uint8Array } | { id: string; examples: number; file: string })[], baseHash?: string): TensorMap
   /** After the round is decided: keep (fused) or forget the error-feedback residual staged for our delta. */
   settleDelta?(id: string, fused: boolean): Promise<void>
   encodeBase(base: TensorMap): Uint8Array
@@ -272,14 +273,15 @@ export class RoundRunner {
   }
 
   private async fuseAndCommit(round: number, parent: string, set: Contribution[], kind: 'commit' | 'switch', local: LocalMetrics): Promise<LedgerEntry> {
-    const payloads: { id: string; payload: Uint8Array; examples: number }[] = []
+    // Fusion reads each delta from its file in the store, piece by piece (and checks it against its
+    // id as it reads): memory does not grow with the number of deltas.
+    const inputs: { id: string; file: string; examples: number }[] = []
     for (const c of set) {
-      const p = await this.d.deltas.get(c.id)
-      if (!p) throw new Error(`delta ${c.id} vanished from the store`)
-      payloads.push({ id: c.id, payload: p, examples: c.examples })
+      if (!(await this.d.deltas.has(c.id))) throw new Error(`delta ${c.id} vanished from the store`)
+      inputs.push({ id: c.id, file: this.d.deltas.path(c.id), examples: c.examples })
     }
     const parentBase = parent === this.baseHash ? this.base : this.d.fusion.decodeBase((await this.d.checkpoints.get(parent))!)
-    const next = this.d.fusion.fuse(parentBase, payloads)
+    const next = this.d.fusion.fuse(parentBase, inputs, parent)
     const bytes = this.d.fusion.encodeBase(next)
     this.setPhase('committing')
     const hash = await this.d.checkpoints.put(bytes)

@@ -84,7 +84,7 @@ export class LineageSync {
         }
         payloads.push({ id: c.id, payload: bytes, examples: c.examples })
       }
-      const next = this.d.fusion.fuse(parentBase, payloads)
+      const next = this.d.fusion.fuse(parentBase, payloads, rec.parent)
       const bytes = this.d.fusion.encodeBase(next)
       const hash = await this.d.checkpoints.put(bytes)
       if (hash !== rec.hash) {
