@@ -3,6 +3,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { REAL_TASKS } from '../bench/tasks.js'
 import { runExperiment } from '../experiment/runner.js'
+import { UserError } from '../util/errors.js'
 import { collect, int, num } from './options.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
@@ -30,11 +31,13 @@ export function registerExperiment(program: Command): void {
     .option('--no-loo', 'skip the leave-one-task-out swarms (unseen tasks)')
     .option('--rule <spec>', 'also compare this fusion rule in-process, e.g. ties:density=0.2 (repeatable)', collect, [])
     .option('--jobs <n>', 'eval processes at a time', int('--jobs', 1), 2)
+    .option('--resume <dir>', 'continue the killed run in DIR (give it the same options): finished stages and evaluations are kept')
     .option('--base-seed <seed>', 'seed of the initial built-in base, shared by every arm', 'coldfusion-experiment-v1')
     .option('--max-len <n>', 'tokens per example', int('--max-len', 4), 32)
-    .action(async (o) => {
+    .action(async (o, cmd: Command) => {
+      if (o.resume && cmd.getOptionValueSource('out') === 'cli') throw new UserError('give either --out (a new run) or --resume (continue a run), not both')
       const s = await runExperiment({
-        data: resolve(o.data), out: o.out, tasks: String(o.tasks).split(','), rounds: o.rounds, nodeTrainN: o.nodeTrainN || undefined, steps: o.steps,
+        data: resolve(o.data), out: o.resume ?? o.out, resume: Boolean(o.resume), tasks: String(o.tasks).split(','), rounds: o.rounds, nodeTrainN: o.nodeTrainN || undefined, steps: o.steps,
         batchSize: o.batchSize, lr: o.lr, seeds: o.seeds, probeN: o.probeN, probeEpochs: o.probeEpochs, fewN: o.fewN, fewEpochs: o.fewEpochs,
         fullN: o.fullN || undefined, fullEpochs: o.fullEpochs, fullSeeds: o.fullSeeds ?? o.seeds, loo: o.loo !== false, rules: o.rule, jobs: o.jobs,
         baseSeed: o.baseSeed, maxLen: o.maxLen, log: (l) => process.stderr.write(l + '\n'),

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { appendFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { builtinModelConfig } from '../model/config.js'
 import { initBody } from '../model/init.js'
@@ -9,6 +9,7 @@ import { writeBuiltinBaseDir } from './base-dir.js'
 import { simulateRounds, trainMultitask, type CentralTask, type CentralTraining } from './central.js'
 import { BIN, runSwarm } from './swarm.js'
 import { renderReport, type EvalRecord, type Summary } from './report.js'
+import { recordKey, RunJournal } from './journal.js'
 
 export interface ExperimentOptions {
   data: string
@@ -34,6 +35,8 @@ export interface ExperimentOptions {
   /** Extra fusion rules compared in-process (central simulation): "ties:density=0.2". */
   rules: string[]
   jobs: number
+  /** Continue the run already in `out` (same options): finished stages and evaluations are kept. */
+  resume?: boolean
   baseSeed: string
   maxLen: number
   log: (line: string) => void
@@ -45,8 +48,8 @@ export type Protocol = (typeof PROTOCOLS)[number]
 export async function runExperiment(o: ExperimentOptions): Promise<Summary> {
   const started = Date.now()
   const out = resolve(o.out)
-  await mkdir(out, { recursive: true })
-  if ((await readdir(out)).length > 0) throw new Error(`${out} is not empty; give --out a new directory`)
+  const { log: _log, out: _out, jobs: _jobs, resume: _resume, ...settings } = o
+  const journal = await RunJournal.open(out, settings, o.resume ?? false, o.log)
   const config = builtinModelConfig()
   const genesis = initBody(config, o.baseSeed)
   const steps = o.steps ?? Math.ceil((o.nodeTrainN ?? 5000) / o.batchSize)
@@ -62,13 +65,13 @@ export async function runExperiment(o: ExperimentOptions): Promise<Summary> {
   }
   const bases: Summary['bases'] = {}
   const initialDir = join(out, 'bases', 'initial')
-  bases.initial = { dir: initialDir, hash: await writeBuiltinBaseDir(initialDir, config, genesis, o.maxLen) }
+  bases.initial = await journal.stage('initial', initialDir, async () => ({ dir: initialDir, hash: await writeBuiltinBaseDir(initialDir, config, genesis, o.maxLen) }))
   o.log(`initial base: built-in model (2 layers, width 64) from seed "${o.baseSeed}", ${bases.initial.hash.slice(0, 12)} -> ${initialDir}`)
 
   // 2. ColD Fusion: a real local swarm, one daemon per task.
   const swarm = { rounds: o.rounds, steps, batchSize: o.batchSize, lr: o.lr, baseSeed: o.baseSeed, timeoutSec: 3600 }
   o.log(`colD fusion swarm: ${o.tasks.length} daemons, ${o.rounds} rounds x ${steps} steps`)
-  const main = await runSwarm({ ...swarm, dir: join(out, 'swarm-all'), nodes: nodeData, fusion: { rule: 'mean' }, onProgress: (l) => o.log(`  ${l}`) })
+  const main = await journal.stage('swarm-all', join(out, 'swarm-all'), () => runSwarm({ ...swarm, dir: join(out, 'swarm-all'), nodes: nodeData, fusion: { rule: 'mean' }, onProgress: (l) => o.log(`  ${l}`) }))
   if (main.hashes[0] !== bases.initial.hash) throw new Error('the swarm started from another base than the initial one')
   for (let r = 1; r <= o.rounds; r++) bases[`fused-r${r}`] = { dir: main.baseDirs[r], hash: main.hashes[r] }
   o.log(`swarm done in ${main.seconds.toFixed(0)} s, agreed: ${main.agreed}`)
@@ -77,7 +80,8 @@ export async function runExperiment(o: ExperimentOptions): Promise<Summary> {
   const looRuns: Record<string, { agreed: boolean; seconds: number }> = {}
   if (o.loo) {
     for (const held of o.tasks) {
-      const run = await runSwarm({ ...swarm, dir: join(out, `swarm-without-${held}`), nodes: nodeData.filter((n) => n.task !== held), fusion: { rule: 'mean' } })
+      const dir = join(out, `swarm-without-${held}`)
+      const run = await journal.stage(`swarm-without-${held}`, dir, () => runSwarm({ ...swarm, dir, nodes: nodeData.filter((n) => n.task !== held), fusion: { rule: 'mean' } }))
       bases[`unseen-${held}`] = { dir: run.baseDirs[o.rounds], hash: run.hashes[o.rounds] }
       looRuns[held] = { agreed: run.agreed, seconds: run.seconds }
       o.log(`swarm without ${held}: ${run.seconds.toFixed(0)} s, agreed: ${run.agreed}`)
@@ -89,18 +93,24 @@ export async function runExperiment(o: ExperimentOptions): Promise<Summary> {
   await selectBackend({ prefer: 'auto' })
   const training: CentralTraining = { config, maxLen: o.maxLen, steps, batchSize: o.batchSize, lr: o.lr, seed: o.baseSeed }
   const central: CentralTask[] = nodeData.map((n) => ({ name: n.task, numLabels: n.numLabels, train: n.train }))
-  const t0 = Date.now()
-  const mt = await trainMultitask(training, genesis, central, o.rounds, 25, (r) => o.log(`multitask: round ${r} of compute done`))
   const mtDir = join(out, 'bases', 'multitask')
-  bases.multitask = { dir: mtDir, hash: await writeBuiltinBaseDir(mtDir, config, mt[mt.length - 1], o.maxLen) }
-  o.log(`multitask reference: ${((Date.now() - t0) / 1000).toFixed(0)} s`)
+  bases.multitask = await journal.stage('multitask', mtDir, async () => {
+    const t0 = Date.now()
+    const mt = await trainMultitask(training, genesis, central, o.rounds, 25, (r) => o.log(`multitask: round ${r} of compute done`))
+    const hash = await writeBuiltinBaseDir(mtDir, config, mt[mt.length - 1], o.maxLen)
+    o.log(`multitask reference: ${((Date.now() - t0) / 1000).toFixed(0)} s`)
+    return { dir: mtDir, hash }
+  })
   for (const spec of o.rules) {
     const { rule, params } = parseRule(spec)
-    const t1 = Date.now()
-    const rounds = await simulateRounds(training, genesis, central, o.rounds, rule, params)
     const dir = join(out, 'bases', `rule-${spec.replace(/[^a-z0-9.=-]/gi, '_')}`)
-    bases[`rule:${spec}`] = { dir, hash: await writeBuiltinBaseDir(dir, config, rounds[rounds.length - 1], o.maxLen) }
-    o.log(`rule ${spec} (in-process): ${((Date.now() - t1) / 1000).toFixed(0)} s`)
+    bases[`rule:${spec}`] = await journal.stage(`rule:${spec}`, dir, async () => {
+      const t1 = Date.now()
+      const rounds = await simulateRounds(training, genesis, central, o.rounds, rule, params)
+      const hash = await writeBuiltinBaseDir(dir, config, rounds[rounds.length - 1], o.maxLen)
+      o.log(`rule ${spec} (in-process): ${((Date.now() - t1) / 1000).toFixed(0)} s`)
+      return { dir, hash }
+    })
   }
 
   // Evaluation jobs, each a `coldfusiond eval --json` process.
@@ -116,13 +126,14 @@ export async function runExperiment(o: ExperimentOptions): Promise<Summary> {
   for (let r = 1; r < o.rounds; r++) add('fused', r, main.baseDirs[r], o.tasks, ['probe', 'few'])
   if (o.loo) for (const held of o.tasks) add('unseen', o.rounds, bases[`unseen-${held}`].dir, [held], ['probe', 'few'])
   for (const spec of o.rules) add(`rule:${spec}`, o.rounds, bases[`rule:${spec}`].dir, o.tasks, ['probe', 'few'])
-  o.log(`evaluating: ${jobs.length} eval runs, ${o.jobs} at a time`)
-  const records: EvalRecord[] = []
+  const todo = jobs.filter((j) => !journal.has(recordKey(j)))
+  o.log(`evaluating: ${todo.length} eval runs${todo.length < jobs.length ? ` (${jobs.length - todo.length} done before)` : ''}, ${o.jobs} at a time`)
+  const records: EvalRecord[] = journal.records().filter((r) => jobs.some((j) => recordKey(j) === recordKey(r)))
   let next = 0
   let done = 0
   const worker = async () => {
-    while (next < jobs.length) {
-      const j = jobs[next++]
+    while (next < todo.length) {
+      const j = todo[next++]
       const args = ['eval', '--model', j.dir, '--train', join(o.data, j.task, 'train.jsonl'), '--test', join(o.data, j.task, 'test.jsonl'), '--seed', String(j.seed), '--json']
       if (j.protocol === 'probe') args.push('--probe', '--train-n', String(o.probeN), '--epochs', String(o.probeEpochs))
       if (j.protocol === 'few') args.push('--train-n', String(o.fewN), '--epochs', String(o.fewEpochs))
@@ -130,9 +141,9 @@ export async function runExperiment(o: ExperimentOptions): Promise<Summary> {
       const r = JSON.parse(await runNode(args)) as { accuracy: number; examples: number; seconds: number }
       const rec: EvalRecord = { ...j, dir: undefined, accuracy: r.accuracy, examples: r.examples, seconds: r.seconds }
       records.push(rec)
-      await appendFile(join(out, 'records.jsonl'), JSON.stringify(rec) + '\n')
+      await journal.record(rec)
       done++
-      o.log(`  [${done}/${jobs.length}] ${j.arm} r${j.round} ${j.task} ${j.protocol} seed ${j.seed}: ${(100 * r.accuracy).toFixed(1)} (${r.seconds.toFixed(0)} s)`)
+      o.log(`  [${done}/${todo.length}] ${j.arm} r${j.round} ${j.task} ${j.protocol} seed ${j.seed}: ${(100 * r.accuracy).toFixed(1)} (${r.seconds.toFixed(0)} s)`)
     }
   }
   await Promise.all(Array.from({ length: o.jobs }, worker))
