@@ -9,6 +9,7 @@ import { Rng } from '../src/model/prng.js'
 import { encodeSafetensors } from '../src/model/safetensors.js'
 import type { TensorMap } from '../src/model/tensors.js'
 import { PayloadError } from '../src/util/errors.js'
+import { q8Kernel, useQ8Kernel } from '../src/codec/wasm-q8.js'
 import { mulberry32 } from '../src/data/rng.js'
 
 /**
@@ -173,6 +174,24 @@ describe('streaming fusion', () => {
       }
     })
   }
+
+  it('q8: the WebAssembly SIMD kernel and the JS loop both equal the reference', () => {
+    assert.ok(q8Kernel(), 'WebAssembly SIMD is available in Node 22')
+    const deltas = deltasFor('q8-block', 6, 900)
+    try {
+      for (const simd of [true, false]) {
+        useQ8Kernel(simd)
+        for (const [rule, params] of RULES.slice(0, 3)) {
+          const want = bytesOf(reference(rule, deltas, params))
+          for (const chunk of [undefined, 17, 4096]) {
+            assert.ok(bytesOf(fuseRound(base, deltas, { rule, params, baseHash, chunk })).equals(want), `${rule}, simd ${simd}, chunk ${chunk}`)
+          }
+        }
+      }
+    } finally {
+      useQ8Kernel(true)
+    }
+  })
 
   it('a norm bound (clip) streams the same values as the reference', () => {
     const deltas = deltasFor('q8-block', 4)

@@ -1,5 +1,6 @@
 import { PayloadError } from '../util/errors.js'
 import type { SectionSource, SectionStream } from './types.js'
+import { q8Kernel, type Q8Kernel } from './wasm-q8.js'
 
 /**
  * Section streams (Codec.openStream) of the built-in formats: the same values and the same
@@ -160,6 +161,8 @@ export class Q8Stream implements SectionStream {
 
   add(acc: Float64Array, count: number, w: number): void {
     if (count === 0) return
+    const kernel = q8Kernel()
+    if (kernel && acc.buffer === kernel.memory.buffer) return this.addSimd(kernel, acc, count, w)
     const q = this.values(count)
     const g0 = this.pos
     const B = this.B
@@ -182,6 +185,28 @@ export class Q8Stream implements SectionStream {
           if (k === -128) Q8Stream.minus128(g0 + j)
           acc[j] += w * Math.fround(k * s)
         }
+      }
+      i = end
+    }
+    this.pos += count
+  }
+
+  /** The same sums as `add`, by the SIMD kernel, when `acc` lives in the kernel's memory. */
+  private addSimd(kernel: Q8Kernel, acc: Float64Array, count: number, w: number): void {
+    const bytes = this.src.read(this.q0 + this.pos, count, 1)
+    this.scales.ensure(Math.floor(this.pos / this.B), Math.floor((this.pos + count - 1) / this.B) + 1)
+    const area = kernel.qArea()
+    area.set(bytes)
+    const g0 = this.pos
+    const B = this.B
+    for (let i = 0; i < count; ) {
+      const b = Math.floor((g0 + i) / B)
+      const end = Math.min(count, (b + 1) * B - g0)
+      const s = this.scales.get(b)
+      if (s === 0) {
+        for (let j = i; j < end; j++) if (bytes[j] !== 0) zeroBlockValue(b)
+      } else if (kernel.add(area.byteOffset + i, end - i, acc.byteOffset + 8 * i, s, w) !== 0) {
+        for (let j = i; j < end; j++) if (bytes[j] === 0x80) Q8Stream.minus128(g0 + j)
       }
       i = end
     }

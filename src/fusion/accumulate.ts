@@ -1,5 +1,6 @@
 import { sortedNames, type TensorMap } from '../model/tensors.js'
 import type { FusionDelta } from './types.js'
+import { q8Kernel } from '../codec/wasm-q8.js'
 
 /**
  * Coordinates per piece. A piece's float64 sums (512 KiB) stay in cache while every delta's
@@ -32,7 +33,8 @@ export interface SumPlan {
 export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan: SumPlan, chunk = CHUNK): TensorMap {
   const { scale, div } = plan
   const weights = deltas.map((_, k) => plan.weights?.[k] ?? 1)
-  const acc = new Float64Array(chunk)
+  // In the SIMD kernel's memory when there is one, so q8 pieces are added by it (same sums).
+  const acc = q8Kernel()?.accumulator(chunk) ?? new Float64Array(chunk)
   const scratch = plan.adder ? new Float32Array(chunk) : undefined
   const out: TensorMap = new Map()
   for (const name of sortedNames(base)) {
