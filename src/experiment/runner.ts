@@ -120,12 +120,13 @@ export async function runExperiment(o: ExperimentOptions): Promise<Summary> {
   const add = (arm: string, round: number, dir: string, tasks: string[], protocols: readonly Protocol[]) => {
     for (const protocol of protocols) for (const seed of protocol === 'full' ? seeds.slice(0, o.fullSeeds) : seeds) for (const task of tasks) jobs.push({ arm, round, task, protocol, seed, dir })
   }
+  // The final bases first (the rule comparison among them), the by-round series last.
   add('initial', 0, initialDir, o.tasks, PROTOCOLS)
   add('fused', o.rounds, main.baseDirs[o.rounds], o.tasks, PROTOCOLS)
-  add('multitask', o.rounds, mtDir, o.tasks, PROTOCOLS)
-  for (let r = 1; r < o.rounds; r++) add('fused', r, main.baseDirs[r], o.tasks, ['probe', 'few'])
-  if (o.loo) for (const held of o.tasks) add('unseen', o.rounds, bases[`unseen-${held}`].dir, [held], ['probe', 'few'])
   for (const spec of o.rules) add(`rule:${spec}`, o.rounds, bases[`rule:${spec}`].dir, o.tasks, ['probe', 'few'])
+  add('multitask', o.rounds, mtDir, o.tasks, PROTOCOLS)
+  if (o.loo) for (const held of o.tasks) add('unseen', o.rounds, bases[`unseen-${held}`].dir, [held], ['probe', 'few'])
+  for (let r = 1; r < o.rounds; r++) add('fused', r, main.baseDirs[r], o.tasks, ['probe', 'few'])
   const todo = jobs.filter((j) => !journal.has(recordKey(j)))
   o.log(`evaluating: ${todo.length} eval runs${todo.length < jobs.length ? ` (${jobs.length - todo.length} done before)` : ''}, ${o.jobs} at a time`)
   const records: EvalRecord[] = journal.records().filter((r) => jobs.some((j) => recordKey(j) === recordKey(r)))
