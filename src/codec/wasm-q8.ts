@@ -6,9 +6,10 @@
  * returns 1 if some q is -128 (non-canonical; the JS loop then names it).
  *
  * The module is assembled here from the instruction list below (no binary is shipped). Its
- * memory holds the fusion accumulator and one piece of q bytes:
- *   [0, 8 * cap)        float64 accumulator (fuseBySum's, via kernelAccumulator)
+ * memory holds the fusion accumulator, one piece of q bytes and one piece of the base:
+ *   [0, 8 * cap)        float64 accumulator (fuseBySum's, via accumulator)
  *   [8 * cap, 9 * cap)  the current piece's int8 values, copied in by Q8Stream
+ *   then cap float32    a piece of the base, finished in place (finish)
  *
  * (func $q8add (param $q i32) (param $n i32) (param $acc i32) (param $s f32) (param $w f64) (result i32)
  *   16 values per step: load, flag -128, sign-extend to 4 x i32x4, convert to f32x4, multiply by
@@ -23,15 +24,15 @@ const V128 = 0x7b
 const op = {
   block: 0x02, loop: 0x03, if: 0x04, end: 0x0b, br: 0x0c, brIf: 0x0d, return: 0x0f,
   localGet: 0x20, localSet: 0x21, localTee: 0x22,
-  i32Load8S: 0x2c, f64Load: 0x2b, f64Store: 0x39, i32Const: 0x41,
+  i32Load8S: 0x2c, f32Load: 0x2a, f64Load: 0x2b, f32Store: 0x38, f64Store: 0x39, i32Const: 0x41,
   i32Eq: 0x46, i32GtS: 0x4a, i32GeS: 0x4e, i32Add: 0x6a, i32Shl: 0x74,
-  f32Mul: 0x94, f64Add: 0xa0, f64Mul: 0xa2, f32ConvertI32S: 0xb2, f64PromoteF32: 0xbb,
+  f32Mul: 0x94, f64Add: 0xa0, f64Mul: 0xa2, f64Div: 0xa3, f32ConvertI32S: 0xb2, f32DemoteF64: 0xb6, f64PromoteF32: 0xbb,
 }
 const simd = {
   load: 0x00, store: 0x0b, const: 0x0c, shuffle: 0x0d, f32x4Splat: 0x13, f64x2Splat: 0x14,
-  i8x16Eq: 0x23, or: 0x50, anyTrue: 0x53, f64x2PromoteLowF32x4: 0x5f,
+  i8x16Eq: 0x23, or: 0x50, anyTrue: 0x53, f32x4DemoteF64x2Zero: 0x5e, f64x2PromoteLowF32x4: 0x5f,
   i16x8ExtendLowI8x16S: 0x87, i16x8ExtendHighI8x16S: 0x88, i32x4ExtendLowI16x8S: 0xa7, i32x4ExtendHighI16x8S: 0xa8,
-  f32x4Mul: 0xe6, f64x2Add: 0xf0, f64x2Mul: 0xf2, f32x4ConvertI32x4S: 0xfa,
+  f32x4Mul: 0xe6, f64x2Add: 0xf0, f64x2Mul: 0xf2, f64x2Div: 0xf3, f32x4ConvertI32x4S: 0xfa,
 }
 
 function uleb(n: number): number[] {
@@ -117,6 +118,51 @@ function q8addBody(): number[] {
   return [2, 3, I32, 8, V128, ...code]
 }
 
+/**
+ * (func $finish (param $acc i32) (param $b i32) (param $n i32) (param $scale f64) (param $div f64))
+ *   b[i] = f32(f64(b[i]) + (scale * acc[i]) / div), 4 values per step, then a scalar tail: the
+ *   summing rules' finish (fuseBySum), in place on a piece of the base copied in.
+ */
+function finishBody(): number[] {
+  const [A, B, N, SC, DV] = [0, 1, 2, 3, 4]
+  const [I, PA, PB] = [5, 6, 7]
+  const [SCV, DVV, BV, LO, HI] = [8, 9, 10, 11, 12]
+  const half = (accOff: number, upper: boolean) => [
+    ...get(BV), ...(upper ? [...get(BV), ...v(simd.shuffle, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7)] : []),
+    ...v(simd.f64x2PromoteLowF32x4),
+    ...get(SCV), ...get(PA), ...v(simd.load, ...memarg(3, accOff)), ...v(simd.f64x2Mul), ...get(DVV), ...v(simd.f64x2Div),
+    ...v(simd.f64x2Add),
+  ]
+  const code = [
+    ...get(SC), ...v(simd.f64x2Splat), ...set(SCV),
+    ...get(DV), ...v(simd.f64x2Splat), ...set(DVV),
+    op.block, 0x40, op.loop, 0x40,
+    ...get(I), op.i32Const, ...sleb(4), op.i32Add, ...get(N), op.i32GtS, op.brIf, 1,
+    ...get(A), ...get(I), op.i32Const, ...sleb(3), op.i32Shl, op.i32Add, ...set(PA),
+    ...get(B), ...get(I), op.i32Const, ...sleb(2), op.i32Shl, op.i32Add, op.localTee, PB,
+    ...v(simd.load, ...memarg(2, 0)), ...set(BV),
+    ...half(0, false), ...set(LO),
+    ...half(16, true), ...set(HI),
+    ...get(PB),
+    ...get(LO), ...v(simd.f32x4DemoteF64x2Zero), ...get(HI), ...v(simd.f32x4DemoteF64x2Zero),
+    ...v(simd.shuffle, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
+    ...v(simd.store, ...memarg(2, 0)),
+    ...get(I), op.i32Const, ...sleb(4), op.i32Add, ...set(I),
+    op.br, 0, op.end, op.end,
+    op.block, 0x40, op.loop, 0x40,
+    ...get(I), ...get(N), op.i32GeS, op.brIf, 1,
+    ...get(B), ...get(I), op.i32Const, ...sleb(2), op.i32Shl, op.i32Add, op.localTee, PB,
+    ...get(PB), op.f32Load, ...memarg(2, 0), op.f64PromoteF32,
+    ...get(SC), ...get(A), ...get(I), op.i32Const, ...sleb(3), op.i32Shl, op.i32Add, op.f64Load, ...memarg(3, 0), op.f64Mul,
+    ...get(DV), op.f64Div, op.f64Add, op.f32DemoteF64,
+    op.f32Store, ...memarg(2, 0),
+    ...get(I), op.i32Const, 1, op.i32Add, ...set(I),
+    op.br, 0, op.end, op.end,
+    op.end,
+  ]
+  return [2, 3, I32, 5, V128, ...code]
+}
+
 function section(id: number, content: number[]): number[] {
   return [id, ...uleb(content.length), ...content]
 }
@@ -124,14 +170,15 @@ function section(id: number, content: number[]): number[] {
 const str = (s: string) => [...uleb(s.length), ...[...s].map((c) => c.charCodeAt(0))]
 
 function moduleBytes(): Uint8Array<ArrayBuffer> {
-  const body = q8addBody()
+  const add = q8addBody()
+  const finish = finishBody()
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, [1, 0x60, 5, I32, I32, I32, F32, F64, 1, I32]),
-    ...section(3, [1, 0]),
+    ...section(1, [2, 0x60, 5, I32, I32, I32, F32, F64, 1, I32, 0x60, 5, I32, I32, I32, F64, F64, 0]),
+    ...section(3, [2, 0, 1]),
     ...section(5, [1, 0x00, 1]),
-    ...section(7, [2, ...str('mem'), 0x02, 0, ...str('q8add'), 0x00, 0]),
-    ...section(10, [1, ...uleb(body.length), ...body]),
+    ...section(7, [3, ...str('mem'), 0x02, 0, ...str('q8add'), 0x00, 0, ...str('finish'), 0x00, 1]),
+    ...section(10, [2, ...uleb(add.length), ...add, ...uleb(finish.length), ...finish]),
   ])
 }
 
@@ -142,6 +189,10 @@ export interface Q8Kernel {
   accumulator(cap: number): Float64Array
   /** The q area (cap bytes), right after the accumulator. */
   qArea(): Uint8Array
+  /** A float32 area of cap values after the q area, for finish. */
+  baseArea(): Float32Array
+  /** base[i] = fround(base[i] + (scale * acc[i]) / div) for i < n, on baseArea (fuseBySum's finish). */
+  finish(accAt: number, baseAt: number, n: number, scale: number, div: number): void
   readonly memory: WebAssembly.Memory
 }
 
@@ -153,18 +204,23 @@ function instantiate(): Q8Kernel | null {
     const instance = new WebAssembly.Instance(new WebAssembly.Module(moduleBytes()))
     const memory = instance.exports.mem as WebAssembly.Memory
     const add = instance.exports.q8add as Q8Kernel['add']
+    const finish = instance.exports.finish as Q8Kernel['finish']
     let cap = 0
     return {
       memory,
       add,
+      finish,
       accumulator(want: number) {
-        const need = 9 * want
+        const need = 13 * want + 16
         if (memory.buffer.byteLength < need) memory.grow(Math.ceil((need - memory.buffer.byteLength) / 65536))
         cap = want
         return new Float64Array(memory.buffer, 0, want)
       },
       qArea() {
         return new Uint8Array(memory.buffer, 8 * cap, cap)
+      },
+      baseArea() {
+        return new Float32Array(memory.buffer, 9 * cap + ((4 - ((9 * cap) % 4)) % 4), cap)
       },
     }
   } catch {

@@ -34,7 +34,8 @@ export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan:
   const { scale, div } = plan
   const weights = deltas.map((_, k) => plan.weights?.[k] ?? 1)
   // In the SIMD kernel's memory when there is one, so q8 pieces are added by it (same sums).
-  const acc = q8Kernel()?.accumulator(chunk) ?? new Float64Array(chunk)
+  const kernel = q8Kernel()
+  const acc = kernel?.accumulator(chunk) ?? new Float64Array(chunk)
   const scratch = plan.adder ? new Float32Array(chunk) : undefined
   const out: TensorMap = new Map()
   for (const name of sortedNames(base)) {
@@ -54,7 +55,15 @@ export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan:
           streams[k].add(acc, count, weights[k])
         }
       }
-      for (let i = 0; i < count; i++) data[start + i] = b[start + i] + (scale * acc[i]) / div
+      if (kernel) {
+        // The same arithmetic in SIMD, on a copy of the base's piece in the kernel's memory.
+        const area = kernel.baseArea()
+        area.set(b.subarray(start, start + count))
+        kernel.finish(acc.byteOffset, area.byteOffset, count, scale, div)
+        data.set(area.subarray(0, count), start)
+      } else {
+        for (let i = 0; i < count; i++) data[start + i] = b[start + i] + (scale * acc[i]) / div
+      }
     }
     out.set(name, { shape: [...base.get(name)!.shape], data })
   }
