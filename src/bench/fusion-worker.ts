@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { encodeDelta, openDelta, type CodecSettings } from '../codec/index.js'
-import { fuseRound, hashTensors } from '../fusion/index.js'
+import { CHUNK, fuseRound, hashTensors, type DeltaFileInput, type DeltaInput } from '../fusion/index.js'
 import type { ModelConfig } from '../model/config.js'
 import { decodeSafetensors, encodeSafetensors } from '../model/safetensors.js'
 import { sha256Hex } from '../util/hash.js'
@@ -10,13 +10,14 @@ import { noiseTensors } from './synthetic.js'
 
 /**
  * Fusion throughput, in its own process so that its peak RSS is fusion's alone: `make` writes a
- * base and N encoded deltas to a directory; `fuse` loads the base and the first N payloads, then
- * times a plain copy of the payload bytes and fuseRound over them, side by side.
+ * base and N encoded deltas to a directory; `fuse` loads the base and fuses the first N deltas,
+ * from payloads in memory or from their files (as the daemon does), and times a plain copy of
+ * the same payload bytes side by side.
  */
 
 export type FusionJob =
   | { mode: 'make'; dir: string; config: ModelConfig; deltas: number; codec: CodecSettings }
-  | { mode: 'fuse'; dir: string; deltas: number; repeats: number }
+  | { mode: 'fuse'; dir: string; deltas: number; repeats: number; source: 'memory' | 'disk' }
 
 export interface MakeResult {
   params: number
@@ -26,20 +27,23 @@ export interface MakeResult {
 }
 
 export interface FuseResult {
+  source: 'memory' | 'disk'
   deltas: number
   params: number
   payloadBytes: number
   memcpySeconds: number
+  /** fuseRound with the base hash given and ids verified on receipt (`verified`); from disk, each file is hashed as it is read. */
   fuseSeconds: number
-  /** Of fuseSeconds: checking every delta id (sha256 over the payload). */
-  idHashSeconds: number
-  /** Decoding every tensor of every delta into one reused buffer (the codec's share of fusion). */
-  decodeSeconds: number
-  /** Not in fuseSeconds: hashing the base, which fuseRound does when not told the hash. */
-  baseHashSeconds: number
-  /** Peak RSS of this process (base + payloads + fusion), and RSS before fusing. */
+  /** Peak RSS of this process (base, result, fusion and, in memory, the payloads), read after the first fusion. */
   peakRssMb: number
-  loadedRssMb: number
+  /** In memory only: the one-time id check on receipt (sha256 of every payload), not part of fuseSeconds. */
+  idHashSeconds?: number
+  /** In memory only: fuseRound without `verified` (id and container checksum in one pass per payload). */
+  fuseUnverifiedSeconds?: number
+  /** In memory only: streaming every tensor of every delta through the decoder, the codec's share. */
+  decodeSeconds?: number
+  /** In memory only: hashing the base, which fuseRound does when not told the hash. */
+  baseHashSeconds?: number
 }
 
 const META = (baseHash: string) => ({ round: 1, baseHash, examples: 1000 })
@@ -50,6 +54,7 @@ async function make(job: Extract<FusionJob, { mode: 'make' }>): Promise<MakeResu
   const baseHash = hashTensors(base)
   await writeFile(join(job.dir, 'base.safetensors'), encodeSafetensors(base))
   const payloadBytes: number[] = []
+  const ids: string[] = []
   let encodeSeconds = 0
   for (let j = 0; j < job.deltas; j++) {
     const delta = noiseTensors(job.config, 100 + j, 1e-3)
@@ -57,8 +62,10 @@ async function make(job: Extract<FusionJob, { mode: 'make' }>): Promise<MakeResu
     const { payload } = encodeDelta(delta, job.codec, META(baseHash))
     encodeSeconds += (performance.now() - t0) / 1000
     payloadBytes.push(payload.length)
+    ids.push(sha256Hex(payload))
     await writeFile(join(job.dir, `delta${j}.cfd`), payload)
   }
+  await writeFile(join(job.dir, 'ids.json'), JSON.stringify(ids))
   let params = 0
   for (const t of base.values()) params += t.data.length
   return { params, tensors: base.size, payloadBytes, encodeSeconds: encodeSeconds / job.deltas }
@@ -74,25 +81,18 @@ function best(repeats: number, f: () => void): number {
   return s
 }
 
-async function fuse(job: Extract<FusionJob, { mode: 'fuse' }>): Promise<FuseResult> {
-  const buf = await readFile(join(job.dir, 'base.safetensors'))
-  const base = decodeSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), 'base').tensors
+async function loadPayloads(dir: string, n: number): Promise<Uint8Array[]> {
   const payloads: Uint8Array[] = []
-  for (let j = 0; j < job.deltas; j++) {
-    const b = await readFile(join(job.dir, `delta${j}.cfd`))
+  for (let j = 0; j < n; j++) {
+    const b = await readFile(join(dir, `delta${j}.cfd`))
     payloads.push(new Uint8Array(b.buffer, b.byteOffset, b.byteLength))
   }
-  const total = payloads.reduce((a, p) => a + p.length, 0)
-  let baseHash = ''
-  const baseHashSeconds = best(1, () => (baseHash = hashTensors(base)))
-  const deltas = payloads.map((payload) => ({ id: sha256Hex(payload), payload, examples: openDelta(payload, { layout: base }).meta.examples }))
-  const loadedRssMb = process.memoryUsage().rss / 2 ** 20
+  return payloads
+}
 
-  // One fusion first: the peak RSS is read before the copy buffer below exists.
-  let fuseSeconds = best(1, () => fuseRound(base, deltas, { baseHash }))
-  const peakRssMb = process.resourceUsage().maxRSS / 1024
-  // The same bytes, copied once into one buffer (touched first, so page faults are not timed).
-  const dest = new Uint8Array(total)
+/** Times a copy of the payloads into one buffer (touched first, so page faults are not timed). */
+function memcpyTimer(payloads: Uint8Array[]): (repeats: number) => number {
+  const dest = new Uint8Array(payloads.reduce((a, p) => a + p.length, 0))
   const copy = () => {
     let off = 0
     for (const p of payloads) {
@@ -101,19 +101,60 @@ async function fuse(job: Extract<FusionJob, { mode: 'fuse' }>): Promise<FuseResu
     }
   }
   copy()
-  const idHashSeconds = best(job.repeats, () => payloads.forEach((p) => sha256Hex(p)))
-  const readers = payloads.map((p) => openDelta(p, { layout: base }))
-  const scratch = new Float32Array(Math.max(...[...base.values()].map((t) => t.data.length)))
-  const decodeSeconds = best(job.repeats, () => readers.forEach((r) => r.tensors.forEach((t) => r.read(t.name, scratch.subarray(0, t.numel)))))
-  const memcpyA = best(job.repeats, copy)
-  fuseSeconds = Math.min(fuseSeconds, best(job.repeats - 1, () => fuseRound(base, deltas, { baseHash })))
-  const memcpyB = best(job.repeats, copy)
+  return (repeats) => best(repeats, copy)
+}
+
+async function fuse(job: Extract<FusionJob, { mode: 'fuse' }>): Promise<FuseResult> {
+  const buf = await readFile(join(job.dir, 'base.safetensors'))
+  const base = decodeSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), 'base').tensors
   let params = 0
   for (const t of base.values()) params += t.data.length
+  const baseHash = hashTensors(base)
+  const examples = 1000
+
+  if (job.source === 'disk') {
+    // The ids as the daemon knows them (checked on receipt); fusion checks each file against its id as it reads it.
+    const ids = JSON.parse(await readFile(join(job.dir, 'ids.json'), 'utf8')) as string[]
+    const files: DeltaFileInput[] = ids.slice(0, job.deltas).map((id, j) => ({ id, file: join(job.dir, `delta${j}.cfd`), examples }))
+    // The first fusion before anything else is allocated: the peak RSS is fusion's.
+    let fuseSeconds = best(1, () => fuseRound(base, files, { baseHash, verified: true }))
+    const peakRssMb = process.resourceUsage().maxRSS / 1024
+    const payloads = await loadPayloads(job.dir, job.deltas)
+    const memcpy = memcpyTimer(payloads)
+    const memcpyA = memcpy(job.repeats)
+    fuseSeconds = Math.min(fuseSeconds, best(job.repeats - 1, () => fuseRound(base, files, { baseHash, verified: true })))
+    const memcpyB = memcpy(job.repeats)
+    const payloadBytes = payloads.reduce((a, p) => a + p.length, 0)
+    return { source: 'disk', deltas: job.deltas, params, payloadBytes, memcpySeconds: Math.min(memcpyA, memcpyB), fuseSeconds, peakRssMb }
+  }
+
+  const payloads = await loadPayloads(job.dir, job.deltas)
+  const payloadBytes = payloads.reduce((a, p) => a + p.length, 0)
+  const deltas: DeltaInput[] = payloads.map((payload) => ({ id: sha256Hex(payload), payload, examples }))
+  let fuseSeconds = best(1, () => fuseRound(base, deltas, { baseHash, verified: true }))
+  const peakRssMb = process.resourceUsage().maxRSS / 1024
+  const memcpy = memcpyTimer(payloads)
+  const baseHashSeconds = best(1, () => hashTensors(base))
+  const idHashSeconds = best(job.repeats, () => payloads.forEach((p) => sha256Hex(p)))
+  const readers = payloads.map((p) => openDelta(p, { layout: base }))
+  const scratch = new Float32Array(CHUNK)
+  const decodeAll = () => {
+    for (const r of readers) {
+      for (const t of r.tensors) {
+        const s = r.stream(t.name)
+        for (let at = 0; at < t.numel; at += CHUNK) s.decode(scratch, Math.min(CHUNK, t.numel - at))
+      }
+    }
+  }
+  const decodeSeconds = best(job.repeats, decodeAll)
+  const memcpyA = memcpy(job.repeats)
+  fuseSeconds = Math.min(fuseSeconds, best(job.repeats - 1, () => fuseRound(base, deltas, { baseHash, verified: true })))
+  const fuseUnverifiedSeconds = best(job.repeats, () => fuseRound(base, deltas, { baseHash }))
+  const memcpyB = memcpy(job.repeats)
   return {
-    deltas: job.deltas, params, payloadBytes: total,
-    memcpySeconds: Math.min(memcpyA, memcpyB), fuseSeconds, idHashSeconds, decodeSeconds, baseHashSeconds,
-    peakRssMb, loadedRssMb,
+    source: 'memory', deltas: job.deltas, params, payloadBytes,
+    memcpySeconds: Math.min(memcpyA, memcpyB), fuseSeconds, peakRssMb,
+    idHashSeconds, fuseUnverifiedSeconds, decodeSeconds, baseHashSeconds,
   }
 }
 

@@ -9,8 +9,9 @@ import { robertaConfig } from './synthetic.js'
 
 /**
  * Decoding + deterministic fusion (fuseRound, as a node runs it) of N deltas against a plain copy
- * of the same payload bytes, in the same process and run; and the peak RSS of a process that
- * fuses N deltas, for several N, to show how memory grows with N.
+ * of the same payload bytes, in the same process and run: from payloads in memory, and from their
+ * files (the daemon's way); and the peak RSS of a process fusing N deltas from files, for several
+ * N, to show how memory grows with N.
  */
 export interface FusionOptions {
   hidden: number
@@ -27,9 +28,13 @@ export async function runFusion(o: FusionOptions): Promise<BenchResult> {
   const nMax = Math.max(...o.deltas)
   try {
     const made = await runChild<MakeResult>('./fusion-worker.js', { mode: 'make', dir, config, deltas: nMax, codec: o.codec } satisfies FusionJob)
-    const runs: FuseResult[] = []
-    for (const n of o.deltas) runs.push(await runChild<FuseResult>('./fusion-worker.js', { mode: 'fuse', dir, deltas: n, repeats: o.repeats } satisfies FusionJob))
-    return summarize(o, made, runs)
+    const memory: FuseResult[] = []
+    const disk: FuseResult[] = []
+    for (const n of o.deltas) {
+      memory.push(await runChild<FuseResult>('./fusion-worker.js', { mode: 'fuse', dir, deltas: n, repeats: o.repeats, source: 'memory' } satisfies FusionJob))
+      disk.push(await runChild<FuseResult>('./fusion-worker.js', { mode: 'fuse', dir, deltas: n, repeats: o.repeats, source: 'disk' } satisfies FusionJob))
+    }
+    return summarize(o, made, memory, disk)
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
@@ -37,33 +42,48 @@ export async function runFusion(o: FusionOptions): Promise<BenchResult> {
 
 const MB = 2 ** 20
 
-function summarize(o: FusionOptions, made: MakeResult, runs: FuseResult[]): BenchResult {
-  const head = runs[runs.length - 1]
+function growthPerDelta(runs: FuseResult[]): number | null {
   const first = runs[0]
+  const last = runs[runs.length - 1]
+  return runs.length > 1 ? (last.peakRssMb - first.peakRssMb) / (last.deltas - first.deltas) : null
+}
+
+function summarize(o: FusionOptions, made: MakeResult, memory: FuseResult[], disk: FuseResult[]): BenchResult {
+  const head = memory[memory.length - 1]
+  const dhead = disk[disk.length - 1]
   const payloadMb = made.payloadBytes[0] / MB
   const sizes = { deltas: head.deltas, params: made.params, tensors: made.tensors, codec: o.codec.codec, layout: `roberta hidden ${o.hidden}, ${o.layers} layers, vocab 50265`, payload_mb: Number(payloadMb.toFixed(2)) }
-  const growth = runs.length > 1 ? (head.peakRssMb - first.peakRssMb) / (head.deltas - first.deltas) : null
+  const growth = growthPerDelta(disk)
+  const memGrowth = growthPerDelta(memory)
   const gb = (bytes: number, s: number) => bytes / s / 1e9
+  const ratio = (r: FuseResult) => r.memcpySeconds / r.fuseSeconds
   const figures = {
-    fusion_vs_memcpy: fig(head.memcpySeconds / head.fuseSeconds, 'ratio (memcpy seconds / fusion seconds, same payload bytes)', sizes, 'fusion = fuseRound with the base hash given: id check (sha256 of every payload), decode, float64 accumulation, one rounding'),
-    fusion_vs_memcpy_without_id_check: fig(head.memcpySeconds / (head.fuseSeconds - head.idHashSeconds), 'ratio', sizes, 'the same, minus the time of hashing the payloads'),
+    fusion_vs_memcpy: fig(ratio(head), 'ratio (memcpy seconds / fusion seconds, same payload bytes)', sizes, 'fusion = fuseRound of payloads in memory, base hash given, ids verified on receipt: decode fused with float64 accumulation, one rounding'),
+    fusion_from_disk_vs_memcpy: fig(ratio(dhead), 'ratio (memcpy seconds / fusion seconds)', sizes, "fusion as the daemon runs it: each delta read from its file (page cache) piece by piece, its sha256 and checksum checked as it is read"),
+    fusion_unverified_vs_memcpy: fig(head.memcpySeconds / head.fuseUnverifiedSeconds!, 'ratio', sizes, 'payloads in memory, ids not verified beforehand: fuseRound hashes each payload once (id and container checksum in one pass)'),
+    id_check_vs_memcpy: fig(head.memcpySeconds / head.idHashSeconds!, 'ratio (memcpy seconds / sha256 seconds of the payloads)', sizes, 'the one-time id check on receipt, not part of fusion_vs_memcpy'),
     fusion_seconds: fig(head.fuseSeconds, 's', sizes),
+    fusion_from_disk_seconds: fig(dhead.fuseSeconds, 's', sizes),
     fusion_payload_gb_per_s: fig(gb(head.payloadBytes, head.fuseSeconds), 'GB/s of payload', sizes),
     fusion_values_per_s: fig((head.deltas * head.params) / head.fuseSeconds, 'delta values/s', sizes),
     memcpy_gb_per_s: fig(gb(head.payloadBytes, head.memcpySeconds), 'GB/s', sizes),
-    fusion_id_check_seconds: fig(head.idHashSeconds, 's (sha256 of all payloads, part of fusion_seconds)', sizes),
-    fusion_decode_seconds: fig(head.decodeSeconds, 's (decoding all payloads into a reused buffer, the codec part of fusion_seconds)', sizes),
-    decode_vs_memcpy: fig(head.memcpySeconds / head.decodeSeconds, 'ratio (memcpy seconds / decode seconds)', sizes),
-    fusion_base_hash_seconds: fig(head.baseHashSeconds, 's (hashing the base; fuseRound does it when the caller does not pass baseHash)', sizes),
-    fusion_peak_rss_mb: fig(head.peakRssMb, 'MiB (peak RSS of the fusing process: base, payloads, fusion)', sizes),
-    fusion_rss_growth_per_delta_mb: fig(growth, 'MiB per extra delta', { ...sizes, deltas: o.deltas.join(',') }, `the payloads are held in memory (${payloadMb.toFixed(1)} MiB each); decoding adds nothing per delta`),
+    fusion_id_check_seconds: fig(head.idHashSeconds!, 's (sha256 of all payloads, done once on receipt)', sizes),
+    fusion_decode_seconds: fig(head.decodeSeconds!, 's (streaming every tensor of every delta through the decoder, the codec part of fusion)', sizes),
+    decode_vs_memcpy: fig(head.memcpySeconds / head.decodeSeconds!, 'ratio (memcpy seconds / decode seconds)', sizes),
+    fusion_base_hash_seconds: fig(head.baseHashSeconds!, 's (hashing the base; fuseRound does it when the caller does not pass baseHash)', sizes),
+    fusion_peak_rss_mb: fig(dhead.peakRssMb, 'MiB (peak RSS of the fusing process: base, result, fusion from files)', sizes),
+    fusion_rss_growth_per_delta_mb: fig(growth, 'MiB per extra delta', { ...sizes, deltas: o.deltas.join(',') }, 'fusing from files, as the daemon does: a few small read buffers per delta'),
+    fusion_in_memory_peak_rss_mb: fig(head.peakRssMb, 'MiB (the same with the payloads held in memory)', sizes),
+    fusion_in_memory_rss_growth_per_delta_mb: fig(memGrowth, 'MiB per extra delta', { ...sizes, deltas: o.deltas.join(',') }, `payloads held in memory (${payloadMb.toFixed(1)} MiB each); fusion itself adds nothing per delta`),
     encode_seconds_per_delta: fig(made.encodeSeconds, 's', { params: made.params, codec: o.codec.codec }),
   }
+  const row = (m: FuseResult, d: FuseResult) =>
+    `  ${String(m.deltas).padStart(3)} ${m.memcpySeconds.toFixed(4).padStart(9)} ${m.fuseSeconds.toFixed(3).padStart(9)} ${ratio(m).toFixed(3).padStart(7)} ${d.fuseSeconds.toFixed(3).padStart(9)} ${ratio(d).toFixed(3).padStart(7)} ${m.idHashSeconds!.toFixed(3).padStart(12)} ${m.decodeSeconds!.toFixed(3).padStart(9)} ${m.peakRssMb.toFixed(0).padStart(8)} ${d.peakRssMb.toFixed(0).padStart(8)}`
   const table = [
     `Fusion (fuseRound) of N ${o.codec.codec} deltas, ${(made.params / 1e6).toFixed(1)}M params (${sizes.layout}), payload ${payloadMb.toFixed(1)} MiB each`,
-    `  ${'N'.padStart(3)} ${'fusion s'.padStart(9)} ${'memcpy s'.padStart(9)} ${'ratio'.padStart(7)} ${'id sha256 s'.padStart(12)} ${'decode s'.padStart(9)} ${'GB/s'.padStart(6)} ${'peak RSS MiB'.padStart(13)}`,
-    ...runs.map((r) => `  ${String(r.deltas).padStart(3)} ${r.fuseSeconds.toFixed(3).padStart(9)} ${r.memcpySeconds.toFixed(4).padStart(9)} ${(r.memcpySeconds / r.fuseSeconds).toFixed(3).padStart(7)} ${r.idHashSeconds.toFixed(3).padStart(12)} ${r.decodeSeconds.toFixed(3).padStart(9)} ${gb(r.payloadBytes, r.fuseSeconds).toFixed(2).padStart(6)} ${r.peakRssMb.toFixed(0).padStart(13)}`),
-    `  base hash (when not passed to fuseRound): ${head.baseHashSeconds.toFixed(3)} s; RSS growth per extra delta: ${growth === null ? 'n/a' : growth.toFixed(1)} MiB`,
+    `  ${'N'.padStart(3)} ${'memcpy s'.padStart(9)} ${'memory s'.padStart(9)} ${'ratio'.padStart(7)} ${'disk s'.padStart(9)} ${'ratio'.padStart(7)} ${'id sha256 s'.padStart(12)} ${'decode s'.padStart(9)} ${'RSS mem'.padStart(8)} ${'RSS disk'.padStart(8)}`,
+    ...memory.map((m, i) => row(m, disk[i])),
+    `  (RSS in MiB, peak.) Without verified ids: ratio ${(head.memcpySeconds / head.fuseUnverifiedSeconds!).toFixed(3)}; base hash (when not passed): ${head.baseHashSeconds!.toFixed(3)} s; RSS growth per extra delta: ${growth === null ? 'n/a' : growth.toFixed(1)} MiB from disk, ${memGrowth === null ? 'n/a' : memGrowth.toFixed(1)} MiB in memory`,
   ]
-  return { figures, curves: { fusion: runs }, table }
+  return { figures, curves: { fusion: [...memory, ...disk] }, table }
 }
