@@ -88,15 +88,15 @@ abstract class DecodingStream implements SectionStream {
   }
 }
 
-/** Dense little-endian float32 (f32, topk-f32 values). */
+/** Dense little-endian float32 (f32). */
 export class F32Stream extends DecodingStream {
   private pos = 0
-  constructor(private readonly src: SectionSource, private readonly base = 0) {
+  constructor(private readonly src: SectionSource) {
     super()
   }
 
   decode(out: Float32Array, count: number): void {
-    const bytes = this.src.read(this.base + this.pos * 4, count * 4, 1)
+    const bytes = this.src.read(this.pos * 4, count * 4, 1)
     if (littleEndianHost) new Uint8Array(out.buffer, out.byteOffset, count * 4).set(bytes)
     else {
       const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -110,16 +110,16 @@ export class F32Stream extends DecodingStream {
 }
 
 /**
- * 8-bit symmetric blocks (q8-block, topk-q8 values): m values in blocks of B, float32 scales then
- * int8 values; value = Math.fround(q * scale) with q in [-127, 127]. `add` is fused: no decoded
- * copy is written.
+ * 8-bit symmetric blocks (q8-block): m values in blocks of B, float32 scales then int8 values;
+ * value = Math.fround(q * scale) with q in [-127, 127]. `add` is fused: no decoded copy is
+ * written (by the SIMD kernel when the accumulator lives in its memory).
  */
 export class Q8Stream implements SectionStream {
   private pos = 0
   private readonly scales: BlockScales
   private readonly q0: number
 
-  constructor(private readonly src: SectionSource, private readonly m: number, private readonly B: number, maxScale: number) {
+  constructor(private readonly src: SectionSource, m: number, private readonly B: number, maxScale: number) {
     const nb = Math.ceil(m / B)
     this.q0 = nb * 4
     this.scales = new BlockScales(src, nb, maxScale, 'FLT_MAX/127')
@@ -214,7 +214,7 @@ export class Q8Stream implements SectionStream {
   }
 }
 
-/** 4-bit symmetric blocks (q4-block, topk-q4 values): scales, then two's complement nibbles in [-7, 7]. */
+/** 4-bit symmetric blocks (q4-block): scales, then two's complement nibbles in [-7, 7]. */
 export class Q4Stream extends DecodingStream {
   private pos = 0
   private readonly scales: BlockScales
@@ -254,7 +254,7 @@ export class Q4Stream extends DecodingStream {
   }
 }
 
-/** Sign blocks (q1-block, topk-q1 values): scales, then one bit per value (1 = negative). */
+/** Sign blocks (q1-block): scales, then one bit per value (1 = negative). */
 export class Q1Stream extends DecodingStream {
   private pos = 0
   private readonly scales: BlockScales
@@ -337,7 +337,13 @@ export class SparseStream implements SectionStream {
 
 /** A view of `len` bytes of `src` starting at `offset`, for a stream over part of a section. */
 export function subSource(src: SectionSource, offset: number, len: number): SectionSource {
-  return { byteLength: len, read: (o, l, slot) => src.read(offset + o, l, slot) }
+  return {
+    byteLength: len,
+    read(o, l, slot) {
+      if (o < 0 || l < 0 || o + l > len) throw new PayloadError(`read of ${l} bytes at ${o} runs past the section (${len} bytes)`, 'truncated')
+      return src.read(offset + o, l, slot)
+    },
+  }
 }
 
 /** A section held in memory. */
