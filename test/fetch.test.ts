@@ -3,6 +3,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { createSwarmLibp2p, type SwarmLibp2p } from '../src/p2p/node.js'
 import { ContentProtocol } from '../src/p2p/fetch.js'
+import { HolderPicker } from '../src/p2p/holders.js'
 import { sha256Hex } from '../src/util/hash.js'
 import { PayloadError } from '../src/util/errors.js'
 import { silentLogger } from '../src/util/log.js'
@@ -48,5 +49,70 @@ describe('content protocol (two real libp2p nodes over TCP)', function () {
     await assert.rejects(client.fetch(peer, 'delta', bigId, 1024, AbortSignal.timeout(10_000)), (e: Error) => e instanceof PayloadError && e.reason === 'too-large')
     await assert.rejects(client.fetch(peer, 'delta', sha256Hex(new Uint8Array([0])), 1024, AbortSignal.timeout(10_000)), (e: Error) => e instanceof PayloadError && e.reason === 'not-found')
     await assert.rejects(client.fetch(peer, 'delta', liarId, 1024, AbortSignal.timeout(10_000)), (e: Error) => e instanceof PayloadError && e.reason === 'hash-mismatch')
+  })
+})
+
+describe('holder selection (four real libp2p nodes over TCP)', function () {
+  this.timeout(120_000)
+  const nodes: SwarmLibp2p[] = []
+  const served: ContentProtocol[] = []
+  // Every node but the client holds the same six payloads; node 0 is their origin.
+  const blobs = Array.from({ length: 6 }, (_, k) => new Uint8Array(512 * 1024 + k).map((_, i) => (i * 7 + k) & 0xff))
+  const ids = blobs.map((b) => sha256Hex(b))
+  const store = new Map(ids.map((id, k) => [id, blobs[k]]))
+
+  before(async () => {
+    for (let i = 0; i < 4; i++) {
+      const node = await createSwarmLibp2p({ privateKey: (await generateKeyPair('Ed25519')) as unknown as PrivateKey, listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], mdns: false })
+      const content = new ContentProtocol(node, PROTO, async (_k, id) => (i === 0 || i === 1 || i === 2 ? store.get(id) : undefined), silentLogger())
+      await content.start()
+      nodes.push(node)
+      served.push(content)
+    }
+    for (let i = 0; i < 3; i++) await nodes[3].dial(nodes[i].getMultiaddrs()[0])
+  })
+  after(async () => {
+    await Promise.all(nodes.map((n) => n.stop()))
+  })
+
+  it('spreads concurrent fetches over every holder, not only the origin', async () => {
+    const client = served[3]
+    const picker = new HolderPicker(nodes[3].peerId.toString())
+    const holders = nodes.slice(0, 3).map((n) => n.peerId.toString())
+    const got = await Promise.all(ids.map((id) => picker.fetch(client, 'delta', id, () => holders, 4 * 1024 * 1024, AbortSignal.timeout(30_000))))
+    got.forEach((g, k) => assert.equal(sha256Hex(g.bytes), ids[k]))
+    // Least-loaded first: six fetches over three holders, two each.
+    assert.deepEqual(served.slice(0, 3).map((s) => s.stats.served), [2, 2, 2])
+    assert.equal(new Set(got.map((g) => g.from)).size, 3)
+  })
+
+  it('falls back to another holder when one does not have the content or fails its check', async () => {
+    const client = served[3]
+    const picker = new HolderPicker(nodes[3].peerId.toString())
+    const before = served.map((s) => s.stats.served)
+    // The client itself is listed as a holder and skipped; the first holder's bytes fail the check.
+    const liarHolders = [nodes[3], nodes[0], nodes[1], nodes[2]].map((n) => n.peerId.toString())
+    const errors: string[] = []
+    let checks = 0
+    const { bytes, from } = await picker.fetch(client, 'delta', ids[0], () => liarHolders, 4 * 1024 * 1024, AbortSignal.timeout(30_000), {
+      check: () => {
+        if (checks++ === 0) throw new PayloadError('rejected once', 'invalid')
+      },
+      onError: (peer) => errors.push(peer),
+    })
+    assert.equal(sha256Hex(bytes), ids[0])
+    assert.equal(errors.length, 1)
+    assert.notEqual(errors[0], from)
+    assert.equal(served.reduce((n, s, i) => n + s.stats.served - before[i], 0), 2)
+    // No holder has it: every one answers not-found, and the last error comes back, not a hang.
+    const missing = sha256Hex(new Uint8Array([9]))
+    await assert.rejects(picker.fetch(client, 'delta', missing, () => liarHolders, 1024, AbortSignal.timeout(30_000)), (e: Error) => e instanceof PayloadError && e.reason === 'not-found')
+  })
+
+  it('orders tied holders differently on different nodes', () => {
+    const holders = Array.from({ length: 8 }, (_, i) => `peer-${i}`)
+    const firsts = new Set(Array.from({ length: 16 }, (_, n) => new HolderPicker(`node-${n}`).order(ids[0], holders)[0]))
+    assert.ok(firsts.size >= 3, `first choices: ${[...firsts].join(', ')}`)
+    assert.deepEqual(new HolderPicker('node-1').order(ids[0], holders), new HolderPicker('node-1').order(ids[0], holders))
   })
 })

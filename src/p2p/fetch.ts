@@ -1,27 +1,28 @@
-import { pipe } from 'it-pipe'
+import { createHash } from 'node:crypto'
 import * as lp from 'it-length-prefixed'
-import type { Uint8ArrayList } from 'uint8arraylist'
+import { Uint8ArrayList } from 'uint8arraylist'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { z } from 'zod'
 import type { SwarmLibp2p } from './node.js'
-import { sha256Hex } from '../util/hash.js'
 import { PayloadError } from '../util/errors.js'
 import type { Logger } from '../util/log.js'
 import type { TransferMeter } from '../api/metrics.js'
 
 /**
  * The content protocol: "announce, then fetch". A request names content by sha256 (a delta
- * payload or a checkpoint); the response is a small header frame then data frames. The client
- * checks the announced size against its limit before reading, and the sha256 after: content
- * from any peer is as good as from its author.
+ * payload or a checkpoint); the response is a small length-prefixed header, then exactly `size`
+ * raw bytes (no per-chunk framing: yamux and noise already frame them, and each extra layer
+ * costs a copy). The client checks the announced size against its limit before reading, and the
+ * sha256 as the bytes arrive: content from any peer is as good as from its author.
  */
 
 /** Deltas and checkpoints are named by the sha256 of their bytes; a record by the base it produced. */
 export type ContentKind = 'delta' | 'checkpoint' | 'record'
 export type ContentSource = (kind: ContentKind, id: string) => Promise<Uint8Array | undefined>
 
-const CHUNK = 256 * 1024
-const MAX_FRAME = 1024 * 1024
+/** Large writes: yamux splits them into its own frames; fewer, larger chunks mean less per-chunk work. */
+const CHUNK = 1024 * 1024
+const MAX_HEADER = 1024
 
 const RequestSchema = z.object({ kind: z.enum(['delta', 'checkpoint', 'record']), id: z.string().regex(/^[0-9a-f]{64}$/) }).strict()
 const HeaderSchema = z.discriminatedUnion('status', [
@@ -89,35 +90,27 @@ export class ContentProtocol {
   }
 
   private async serve(stream: Parameters<Parameters<SwarmLibp2p['handle']>[1]>[0]['stream']): Promise<void> {
-    const self = this
-    await pipe(
-      stream,
-      (source) => lp.decode(source, { maxDataLength: 1024 }),
-      async function* (requests) {
-        for await (const frame of requests) {
-          let req: z.infer<typeof RequestSchema>
-          try {
-            req = parseRequest(frame.subarray())
-          } catch {
-            yield header({ status: 'error', message: 'malformed request' })
-            return
-          }
-          const bytes = await self.source(req.kind, req.id).catch(() => undefined)
-          if (!bytes) {
-            yield header({ status: 'not-found' })
-            return
-          }
-          yield header({ status: 'ok', size: bytes.length })
-          for (let i = 0; i < bytes.length; i += CHUNK) yield bytes.subarray(i, Math.min(bytes.length, i + CHUNK))
-          self.stats.bytesOut += bytes.length
-          self.stats.served++
-          self.meter?.sent(req.kind, bytes.length)
-          return
-        }
-      },
-      (source) => lp.encode(source),
-      stream,
-    )
+    // One request per stream. Read until the client closes its side rather than stopping at the
+    // first frame: closing our read side while the response is still being written can end the
+    // stream early (the client then sees the header and no data).
+    let frame: Uint8ArrayList | undefined
+    for await (const f of lp.decode(stream.source, { maxDataLength: MAX_HEADER })) frame ??= f
+    if (!frame) return stream.close()
+    let req: z.infer<typeof RequestSchema>
+    try {
+      req = parseRequest(frame.subarray())
+    } catch {
+      return stream.sink([lp.encode.single(header({ status: 'error', message: 'malformed request' }))])
+    }
+    const bytes = await this.source(req.kind, req.id).catch(() => undefined)
+    if (!bytes) return stream.sink([lp.encode.single(header({ status: 'not-found' }))])
+    await stream.sink((function* () {
+      yield lp.encode.single(header({ status: 'ok', size: bytes.length }))
+      for (let i = 0; i < bytes.length; i += CHUNK) yield bytes.subarray(i, Math.min(bytes.length, i + CHUNK))
+    })())
+    this.stats.bytesOut += bytes.length
+    this.stats.served++
+    this.meter?.sent(req.kind, bytes.length)
   }
 
   /** Fetch content `id` from `peer`; resolves to verified bytes, or throws. */
@@ -125,47 +118,80 @@ export class ContentProtocol {
     const started = performance.now()
     let ok = false
     const stream = await this.node.dialProtocol(peerIdFromString(peer), this.protocol, { signal })
+    // A stalled peer must not hold the fetch past its deadline.
+    const onAbort = (): void => stream.abort(new PayloadError(`fetch of ${kind} ${id.slice(0, 12)} from ${peer} aborted`, 'truncated'))
+    signal.addEventListener('abort', onAbort, { once: true })
     try {
       const req = new TextEncoder().encode(JSON.stringify({ kind, id }))
-      const bytes = await pipe(
-        [req],
-        (source) => lp.encode(source),
-        stream,
-        (source) => lp.decode(source, { maxDataLength: MAX_FRAME }),
-        async (frames: AsyncIterable<Uint8ArrayList>) => {
-          let size = -1
-          let received = 0
-          let out: Uint8Array | undefined
-          for await (const frame of frames) {
-            if (size < 0) {
-              const h = { data: parseHeader(frame.subarray()) }
-              if (h.data.status === 'not-found') throw new PayloadError(`peer ${peer} does not have ${kind} ${id.slice(0, 12)}`, 'not-found')
-              if (h.data.status === 'error') throw new PayloadError(`peer ${peer}: ${h.data.message}`, 'remote-error')
-              if (h.data.size > maxBytes) throw new PayloadError(`${kind} ${id.slice(0, 12)} is ${h.data.size} bytes, over the ${maxBytes}-byte limit`, 'too-large')
-              size = h.data.size
-              out = new Uint8Array(size)
-              continue
-            }
-            if (received + frame.length > size) throw new PayloadError(`peer ${peer} sent more than the announced ${size} bytes`, 'too-large')
-            out!.set(frame.subarray(), received)
-            received += frame.length
-            if (received === size) break
-          }
-          if (size < 0 || received !== size) throw new PayloadError(`transfer of ${kind} ${id.slice(0, 12)} from ${peer} ended after ${received} of ${size} bytes`, 'truncated')
-          return out!
-        },
-      )
-      const actual = sha256Hex(bytes)
-      // A lineage record is checked by recomputing the base it names, not by its own hash.
-      if (kind !== 'record' && actual !== id) throw new PayloadError(`${kind} from ${peer} has sha256 ${actual.slice(0, 12)}, expected ${id.slice(0, 12)}`, 'hash-mismatch')
+      await stream.sink([lp.encode.single(req)])
+      const bytes = await readResponse(stream.source, peer, kind, id, maxBytes)
       this.stats.bytesIn += bytes.length
       this.stats.fetched++
       this.meter?.received(kind, bytes.length)
       ok = true
       return bytes
     } finally {
+      signal.removeEventListener('abort', onAbort)
       this.meter?.fetched(kind, (performance.now() - started) / 1000, ok)
       await stream.close().catch(() => stream.abort(new Error('closed')))
+    }
+  }
+}
+
+/**
+ * Read a response: the header, then exactly `size` bytes copied once into one buffer and hashed
+ * as they arrive. Throws PayloadError on a bad header, a size over `maxBytes`, extra bytes, a
+ * short stream, or (except for lineage records, checked by recomputation) a sha256 mismatch.
+ */
+async function readResponse(source: AsyncIterable<Uint8ArrayList | Uint8Array>, peer: string, kind: ContentKind, id: string, maxBytes: number): Promise<Uint8Array> {
+  const head = new Uint8ArrayList()
+  const hash = kind === 'record' ? undefined : createHash('sha256')
+  let size = -1
+  let received = 0
+  let out: Uint8Array | undefined
+  for await (const chunk of source) {
+    let body: Iterable<Uint8Array> = chunk instanceof Uint8Array ? [chunk] : chunk
+    if (size < 0) {
+      head.append(chunk)
+      const h = takeHeader(head)
+      if (!h) continue
+      if (h.status === 'not-found') throw new PayloadError(`peer ${peer} does not have ${kind} ${id.slice(0, 12)}`, 'not-found')
+      if (h.status === 'error') throw new PayloadError(`peer ${peer}: ${h.message}`, 'remote-error')
+      if (h.size > maxBytes) throw new PayloadError(`${kind} ${id.slice(0, 12)} is ${h.size} bytes, over the ${maxBytes}-byte limit`, 'too-large')
+      size = h.size
+      out = new Uint8Array(size)
+      body = head
+    }
+    for (const buf of body) {
+      if (received + buf.length > size) throw new PayloadError(`peer ${peer} sent more than the announced ${size} bytes`, 'too-large')
+      out!.set(buf, received)
+      hash?.update(buf)
+      received += buf.length
+    }
+    if (received === size) break
+  }
+  if (size < 0 || received !== size) throw new PayloadError(`transfer of ${kind} ${id.slice(0, 12)} from ${peer} ended after ${received} of ${size} bytes`, 'truncated')
+  const actual = hash?.digest('hex')
+  if (actual !== undefined && actual !== id) throw new PayloadError(`${kind} from ${peer} has sha256 ${actual.slice(0, 12)}, expected ${id.slice(0, 12)}`, 'hash-mismatch')
+  return out!
+}
+
+/** The header from the front of `buf` once complete (consuming it), else undefined. */
+function takeHeader(buf: Uint8ArrayList): z.infer<typeof HeaderSchema> | undefined {
+  let len = 0
+  let shift = 0
+  for (let i = 0; ; i++) {
+    if (i >= buf.length) return undefined
+    if (i >= 2) throw new PayloadError('fetch response header is too long', 'malformed')
+    const b = buf.get(i)
+    len |= (b & 0x7f) << shift
+    shift += 7
+    if (b < 0x80) {
+      if (len > MAX_HEADER) throw new PayloadError('fetch response header is too long', 'malformed')
+      if (buf.length < i + 1 + len) return undefined
+      const h = parseHeader(buf.subarray(i + 1, i + 1 + len))
+      buf.consume(i + 1 + len)
+      return h
     }
   }
 }

@@ -61,7 +61,20 @@ export const CommitSchema = z
   .strict()
 export type Commit = z.infer<typeof CommitSchema>
 
-export const GossipMessageSchema = z.discriminatedUnion('type', [AnnounceSchema, VoteSchema, CommitSchema])
+/** "I hold these deltas of (`round`, `base`), verified; fetch them from me too." Not a vote. */
+export const HaveSchema = z
+  .object({
+    type: z.literal('have'),
+    v: z.literal(1),
+    swarm: hex64,
+    round: z.number().int().positive(),
+    base: hex64,
+    deltas: z.array(hex64).max(MAX_CONTRIBUTORS_PER_ROUND),
+  })
+  .strict()
+export type Have = z.infer<typeof HaveSchema>
+
+export const GossipMessageSchema = z.discriminatedUnion('type', [AnnounceSchema, VoteSchema, CommitSchema, HaveSchema])
 export type GossipMessage = z.infer<typeof GossipMessageSchema>
 
 export function encodeMessage(m: GossipMessage): Uint8Array {
@@ -87,7 +100,7 @@ export function decodeMessage(data: Uint8Array, swarmId: string): GossipMessage 
     throw new PayloadError(`message fails the schema at ${i?.path.join('.') || '(top)'}: ${i?.message}`, 'schema')
   }
   if (r.data.swarm !== swarmId) throw new PayloadError('message is for another swarm', 'wrong-swarm')
-  const ids = 'deltas' in r.data ? r.data.deltas.map((d) => d.id) : []
+  const ids = 'deltas' in r.data ? r.data.deltas.map((d) => (typeof d === 'string' ? d : d.id)) : []
   for (let i = 1; i < ids.length; i++) {
     if (ids[i - 1] >= ids[i]) throw new PayloadError('delta list is not sorted and unique', 'schema')
   }

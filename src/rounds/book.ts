@@ -82,6 +82,12 @@ export class RoundBook {
     for (const c of deltas) this.addDelta(round, base, c, 0, voter)
   }
 
+  /** `from` holds these deltas (fetched and verified): it can serve them. Unknown ids are ignored. */
+  addHave(round: number, base: string, from: string, ids: string[]): void {
+    const v = this.view(round, base)
+    for (const id of ids) v.deltas.get(id)?.providers.add(from)
+  }
+
   addCommit(round: number, base: string, from: string, hash: string, rule: string, deltas: Contribution[]): void {
     this.view(round, base).commits.set(from, { hash, rule, deltas })
   }

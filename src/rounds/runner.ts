@@ -9,6 +9,7 @@ import type { PeerKeeper } from '../p2p/dialer.js'
 import type { Logger } from '../util/log.js'
 import { PayloadError } from '../util/errors.js'
 import { RoundBook } from './book.js'
+import { HolderPicker } from '../p2p/holders.js'
 import { chooseFork, missingVoters, unionOfVotes } from './agreement.js'
 import { LineageSync } from './sync.js'
 import { Waker } from './wait.js'
@@ -82,6 +83,8 @@ export class RoundRunner {
   private readonly waker = new Waker()
   private readonly inflight = new Set<string>()
   private readonly failedFetch = new Map<string, number>()
+  private readonly holders: HolderPicker
+  private haveTimer?: NodeJS.Timeout
   private base!: TensorMap
   private baseHash!: string
   private round = 0
@@ -93,6 +96,7 @@ export class RoundRunner {
   private readonly sync: LineageSync
 
   constructor(private readonly d: RunnerDeps) {
+    this.holders = new HolderPicker(d.peerId)
     this.sync = new LineageSync({
       ledger: d.ledger, checkpoints: d.checkpoints, deltas: d.deltas, content: d.content, fusion: d.fusion,
       maxDeltaBytes: d.def.rounds.maxDeltaBytes, rule: d.def.fusion.rule, log: d.log,
@@ -114,6 +118,10 @@ export class RoundRunner {
 
   onGossip(msg: GossipMessage, from: string): void {
     this.d.log.debug({ type: msg.type, round: msg.round, from }, 'gossip received')
+    if (msg.type === 'have') {
+      this.book.addHave(msg.round, msg.base, from, msg.deltas)
+      return
+    }
     this.d.metrics?.heard(msg, from)
     switch (msg.type) {
       case 'announce':
@@ -363,23 +371,37 @@ export class RoundRunner {
       this.failedFetch.set(id, Number.MAX_SAFE_INTEGER)
       return
     }
-    for (const peer of providers.filter((p) => p !== this.d.peerId)) {
-      log.debug({ deltaId: id.slice(0, 12), from: peer }, 'fetching delta')
-      try {
-        const started = Date.now()
-        const bytes = await this.d.content.fetch(peer, 'delta', id, def.rounds.maxDeltaBytes, AbortSignal.any([signal, AbortSignal.timeout(60_000)]))
-        this.d.fusion.checkDelta(bytes, { round, baseHash: base })
-        await this.d.deltas.put(bytes, id)
-        this.verified.add(id)
-        log.debug({ deltaId: id.slice(0, 12), from: peer, bytes: bytes.length, ms: Date.now() - started }, 'fetched and verified delta')
-        return
-      } catch (err) {
-        if (signal.aborted) return
-        const bad = err instanceof PayloadError && !['not-found', 'truncated'].includes(err.reason)
-        log[bad ? 'warn' : 'debug']({ deltaId: id.slice(0, 12), from: peer, err: (err as Error).message }, 'fetch failed')
-      }
+    // Any holder will do (the sha256 is checked): the author, voters, and peers that advertised it.
+    const holders = () => this.book.view(round, base).deltas.get(id)?.providers ?? providers
+    const started = Date.now()
+    try {
+      const { bytes, from } = await this.holders.fetch(this.d.content, 'delta', id, holders, def.rounds.maxDeltaBytes, signal, {
+        attemptMs: 60_000,
+        check: (bytes) => this.d.fusion.checkDelta(bytes, { round, baseHash: base }),
+        onError: (peer, err) => {
+          const bad = err instanceof PayloadError && !['not-found', 'truncated'].includes(err.reason)
+          log[bad ? 'warn' : 'debug']({ deltaId: id.slice(0, 12), from: peer, err: err.message }, 'fetch failed')
+        },
+      })
+      await this.d.deltas.put(bytes, id)
+      this.verified.add(id)
+      this.advertiseHeld(round, base)
+      log.debug({ deltaId: id.slice(0, 12), from, size, ms: Date.now() - started }, 'fetched and verified delta')
+      return
+    } catch {
+      if (signal.aborted) return
     }
     this.failedFetch.set(id, Date.now() + 1500)
+  }
+
+  /** Tell peers which deltas of (round, base) we hold, so they can fetch from us (batched). */
+  private advertiseHeld(round: number, base: string): void {
+    if (this.haveTimer) return
+    this.haveTimer = setTimeout(() => {
+      this.haveTimer = undefined
+      const deltas = this.heldDeltas(round, base).map((c) => c.id)
+      if (deltas.length > 0) void this.publish({ type: 'have', v: 1, swarm: this.d.swarmId, round, base, deltas })
+    }, 50)
   }
 
   /**

@@ -1,0 +1,62 @@
+import { createHash } from 'node:crypto'
+import type { ContentKind, ContentProtocol } from './fetch.js'
+import { PayloadError } from '../util/errors.js'
+
+/**
+ * Which peer to fetch content from. Any peer that holds a content-addressed payload can serve
+ * it (the sha256 is checked on arrival), so a node spreads its fetches: the holder with the
+ * fewest of this node's fetches in flight first, ties broken by an order that differs per node
+ * and per content (a hash of both ids), so that not every node starts at the origin.
+ */
+export class HolderPicker {
+  private readonly load = new Map<string, number>()
+
+  constructor(private readonly self: string) {}
+
+  /** Candidates for `id`, best first; excludes this node and `skip`. */
+  order(id: string, holders: Iterable<string>, skip: ReadonlySet<string> = new Set()): string[] {
+    const rank = new Map<string, string>()
+    for (const h of holders) if (h !== this.self && !skip.has(h)) rank.set(h, tieBreak(this.self, id, h))
+    return [...rank.keys()].sort((a, b) => (this.inFlight(a) - this.inFlight(b)) || (rank.get(a)! < rank.get(b)! ? -1 : 1))
+  }
+
+  inFlight(peer: string): number {
+    return this.load.get(peer) ?? 0
+  }
+
+  /**
+   * Fetch `id` from the best holder, falling back to the next on any failure (transfer, or
+   * `check` throwing). `holders` is re-read before each attempt, so peers that advertise the
+   * content meanwhile are candidates. Resolves with the verified bytes and the peer that served
+   * them; throws the last error when every holder failed.
+   */
+  async fetch(content: ContentProtocol, kind: ContentKind, id: string, holders: () => Iterable<string>, maxBytes: number, signal: AbortSignal,
+    opts: { attemptMs?: number; check?: (bytes: Uint8Array) => void; onError?: (peer: string, err: Error) => void } = {}): Promise<{ bytes: Uint8Array; from: string }> {
+    const tried = new Set<string>()
+    let last: Error = new PayloadError(`no peer holds ${kind} ${id.slice(0, 12)}`, 'not-found')
+    while (!signal.aborted) {
+      const peer = this.order(id, holders(), tried)[0]
+      if (peer === undefined) break
+      tried.add(peer)
+      this.load.set(peer, this.inFlight(peer) + 1)
+      try {
+        const attempt = opts.attemptMs ? AbortSignal.any([signal, AbortSignal.timeout(opts.attemptMs)]) : signal
+        const bytes = await content.fetch(peer, kind, id, maxBytes, attempt)
+        opts.check?.(bytes)
+        return { bytes, from: peer }
+      } catch (err) {
+        last = err as Error
+        opts.onError?.(peer, last)
+      } finally {
+        const n = this.inFlight(peer) - 1
+        if (n > 0) this.load.set(peer, n)
+        else this.load.delete(peer)
+      }
+    }
+    throw last
+  }
+}
+
+function tieBreak(self: string, id: string, holder: string): string {
+  return createHash('sha256').update(`${self}\n${id}\n${holder}`).digest('hex')
+}
