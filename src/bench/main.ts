@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util'
 import { fig, type BenchResult, type Figures } from './figures.js'
 import { runFusion } from './fusion.js'
 import { runPropagation } from './propagation.js'
+import { runSimBench } from './sim.js'
 import { DEFAULT_CODECS, FULL_CODECS, parseCodecSpec, runQuality } from './quality.js'
 import { runTrainStep } from './train-step.js'
 
@@ -15,14 +16,15 @@ import { runTrainStep } from './train-step.js'
  * (stderr with --json, which prints the JSON instead) and one JSON file with every figure.
  */
 
-const BENCHES = ['train', 'fusion', 'propagation', 'quality'] as const
+const BENCHES = ['train', 'fusion', 'propagation', 'quality', 'sim'] as const
 type Bench = (typeof BENCHES)[number]
 type Mode = 'smoke' | 'default' | 'full'
 
 const HELP = `Usage: npm run bench -- [options]
 
   --json             print the JSON result on stdout (the table goes to stderr)
-  --full             full sizes: fusion at 125M params, 6 quality rounds over 12 codecs, 32 MiB propagation
+  --full             full sizes: fusion at 125M params, 6 quality rounds over 12 codecs, 32 MiB propagation,
+                     simulated swarms of 8 to 64 nodes without the default's 150 s budget per swarm
   --smoke            tiny sizes (seconds; what CI runs)
   --only LIST        comma-separated subset of: ${BENCHES.join(', ')}
   --out FILE         where to write the JSON (default bench-results/latest.json)
@@ -40,6 +42,7 @@ interface Sizes {
   fusion: { hidden: number; layers: number; deltas: number[]; repeats: number }
   propagation: { nodes: number[]; payloadBytes: number; repeats: number }
   train: { batches: number[]; wasmSteps: number; cpuSteps: number; loopSteps: number; repeats: number; torch: boolean }
+  sim: { nodes: number[]; rounds: number; timeoutSec: number }
 }
 
 const SIZES: Record<Mode, Sizes> = {
@@ -48,18 +51,21 @@ const SIZES: Record<Mode, Sizes> = {
     fusion: { hidden: 64, layers: 1, deltas: [1, 2], repeats: 1 },
     propagation: { nodes: [8], payloadBytes: 64 * 1024, repeats: 1 },
     train: { batches: [4], wasmSteps: 1, cpuSteps: 1, loopSteps: 2, repeats: 1, torch: false },
+    sim: { nodes: [4], rounds: 2, timeoutSec: 120 },
   },
   default: {
     quality: { rounds: 3, steps: 100, trainN: 2000, testN: 500, seeds: 1, codecs: DEFAULT_CODECS },
     fusion: { hidden: 384, layers: 6, deltas: [2, 4, 8], repeats: 3 },
     propagation: { nodes: [4, 8, 16], payloadBytes: 4 * 2 ** 20, repeats: 2 },
     train: { batches: [16, 64], wasmSteps: 10, cpuSteps: 2, loopSteps: 30, repeats: 3, torch: true },
+    sim: { nodes: [8, 16, 32, 64], rounds: 3, timeoutSec: 150 },
   },
   full: {
     quality: { rounds: 6, steps: 100, trainN: 2000, testN: 500, seeds: 3, codecs: FULL_CODECS },
     fusion: { hidden: 768, layers: 12, deltas: [2, 4, 8], repeats: 3 },
     propagation: { nodes: [4, 8, 16], payloadBytes: 32 * 2 ** 20, repeats: 2 },
     train: { batches: [16, 64], wasmSteps: 20, cpuSteps: 3, loopSteps: 100, repeats: 3, torch: true },
+    sim: { nodes: [8, 16, 32, 64], rounds: 4, timeoutSec: 1800 },
   },
 }
 
@@ -76,7 +82,9 @@ const HEADLINE: [string, string][] = [
   ['train_step_vs_pytorch', '<= 5 (batch 16)'],
   ['train_step_vs_pytorch_b64', '<= 5 (batch 64)'],
   ['train_loop_overhead', '<= 0.10'],
-  ['sim_nodes_max', ''],
+  ['sim_nodes_max', '64'],
+  ['sim_round_time_exponent', ''],
+  ['sim_memory_exponent', ''],
 ]
 
 function machine() {
@@ -139,6 +147,7 @@ export async function main(argv: string[]): Promise<number> {
     train: () => runTrainStep({ ...sizes.train, torchThreads: 1, installTorch: values['install-torch'] ?? false }),
     fusion: () => runFusion({ ...sizes.fusion, codec: { codec: 'q8-block', blockSize: 256 } }),
     propagation: () => runPropagation(sizes.propagation),
+    sim: () => runSimBench(sizes.sim),
     quality: async () => {
       if (!existsSync(dataDir)) {
         return { figures: { compression_ratio: fig(null, 'x', {}, `no task data at ${dataDir} (--data DIR)`), compression_accuracy_loss_points: fig(null, 'accuracy points', {}, `no task data at ${dataDir}`) }, table: [`Compression vs accuracy: skipped, no task data at ${dataDir}`] }
@@ -163,7 +172,6 @@ export async function main(argv: string[]): Promise<number> {
     }
     timings[b] = Number(((performance.now() - s) / 1000).toFixed(1))
   }
-  figures.sim_nodes_max = fig(null, 'nodes', {}, 'comes from the protocol simulator, which is not part of this benchmark run yet')
 
   const result = {
     schema: 'coldfusiond-bench/1',

@@ -18,6 +18,7 @@ import { registerExport } from './export.js'
 import { registerCheck } from './check.js'
 import { registerEval } from './eval.js'
 import { registerExperiment } from './experiment.js'
+import { registerSim } from './sim.js'
 import { collect, int, num } from './options.js'
 import { fusionOptions, fusionSettings } from './fusion-options.js'
 import { createHfSwarmDefinition, HF_SWARM_DEFAULTS } from '../model/hf/swarm.js'
@@ -173,6 +174,7 @@ export function buildProgram(): Command {
   registerCheck(program)
   registerEval(program)
   registerExperiment(program)
+  registerSim(program)
   return program
 }
 

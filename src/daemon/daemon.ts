@@ -44,6 +44,10 @@ export interface DaemonOptions {
   startupListenMs?: number
   /** Fault injection: lose or repeat received gossip (drills and tests). */
   gossipFaults?: GossipFaults
+  /** libp2p transport (default tcp); 'memory' runs many nodes in one process (src/sim). */
+  transport?: 'tcp' | 'memory'
+  /** How often the node repeats its current gossip messages (default 2 s). */
+  republishMs?: number
 }
 
 /**
@@ -106,6 +110,7 @@ export class Daemon {
         privateKey: key, listen: config.listen, announce: config.announce, mdns: config.mdns,
         connectionGater: this.bans.gater(allow ? allowlistGater(allow, this.o.connectionGater) : this.o.connectionGater),
         swarmKey: config.network.swarmKeyFile ? await loadSwarmKey(L.resolve(config.network.swarmKeyFile)) : undefined,
+        transport: this.o.transport,
       })
       const node = this.node
       this.content = new ContentProtocol(node, topics.fetchProtocol, async (kind, id) => {
@@ -134,7 +139,7 @@ export class Daemon {
       await trainer.init()
       const runner = new RoundRunner({
         def, swarmId, peerId, ledger, checkpoints, deltas, gossip: this.gossip, content: this.content, keeper: this.keeper,
-        trainer, fusion: ports, status: this.status, log, maxRounds: this.o.maxRounds, myAddrs: addrs, startupListenMs: this.o.startupListenMs,
+        trainer, fusion: ports, status: this.status, log, maxRounds: this.o.maxRounds, myAddrs: addrs, startupListenMs: this.o.startupListenMs, republishMs: this.o.republishMs,
         metrics: telemetry.metrics,
       })
       await runner.init()

@@ -58,6 +58,9 @@ export class PeerKeeper {
     const id = evt.detail.id.toString()
     if (id === this.node.peerId.toString()) return
     const addrs = evt.detail.multiaddrs.map((m) => m.toString())
+    // A peer can enter the peer store without addresses (e.g. as a gossip author): that says
+    // nothing about how to reach it, so keep what bootstrap or announcements gave us.
+    if (addrs.length === 0) return
     if (!this.known.has(id)) this.log.info({ peer: id }, 'discovered peer')
     this.known.set(id, addrs.map((a) => (a.includes('/p2p/') ? a : `${a}/p2p/${id}`)))
   }

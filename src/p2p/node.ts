@@ -1,5 +1,6 @@
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
+import { memory } from '@libp2p/memory'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
@@ -19,16 +20,18 @@ export interface Libp2pOptions {
   connectionGater?: ConnectionGater
   /** Pre-shared swarm key (pnet): only holders of the same key can connect. */
   swarmKey?: Uint8Array
+  /** 'memory': in-process connections to /memory/<name> addresses only (the simulator); default 'tcp'. */
+  transport?: 'tcp' | 'memory'
 }
 
-/** The libp2p host: TCP, noise, yamux, identify, gossipsub (signed messages), optional mDNS. */
+/** The libp2p host: TCP (or in-process memory), noise, yamux, identify, gossipsub (signed messages), optional mDNS. */
 export async function createSwarmLibp2p(opts: Libp2pOptions): Promise<SwarmLibp2p> {
   const node = await createLibp2p({
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen, announce: opts.announce },
     connectionGater: opts.connectionGater,
     ...(opts.swarmKey ? { connectionProtector: preSharedKey({ psk: opts.swarmKey }) } : {}),
-    transports: [tcp()],
+    transports: [opts.transport === 'memory' ? memory() : tcp()],
     connectionEncrypters: [noise()],
     // Deltas are megabytes: 1 MiB frames and a 4 MiB initial window (max stays yamux's 16 MiB)
     // cut per-frame work and window round trips on bulk fetches (about a quarter of the CPU per MiB).
