@@ -4,6 +4,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import { createSwarmLibp2p, type SwarmLibp2p } from '../src/p2p/node.js'
 import { ContentProtocol } from '../src/p2p/fetch.js'
 import { HolderPicker } from '../src/p2p/holders.js'
+import { decodeMessage } from '../src/p2p/messages.js'
 import { sha256Hex } from '../src/util/hash.js'
 import { PayloadError } from '../src/util/errors.js'
 import { silentLogger } from '../src/util/log.js'
@@ -107,6 +108,16 @@ describe('holder selection (four real libp2p nodes over TCP)', function () {
     // No holder has it: every one answers not-found, and the last error comes back, not a hang.
     const missing = sha256Hex(new Uint8Array([9]))
     await assert.rejects(picker.fetch(client, 'delta', missing, () => liarHolders, 1024, AbortSignal.timeout(30_000)), (e: Error) => e instanceof PayloadError && e.reason === 'not-found')
+  })
+
+  it("accepts a well-formed 'have' advertisement and rejects bad ones", () => {
+    const swarm = 'ab'.repeat(32)
+    const have = { type: 'have', v: 1, swarm, round: 2, base: 'cd'.repeat(32), deltas: [...ids].sort() }
+    const enc = (m: unknown) => new TextEncoder().encode(JSON.stringify(m))
+    assert.deepEqual(decodeMessage(enc(have), swarm), have)
+    for (const bad of [{ ...have, deltas: [...have.deltas].reverse() }, { ...have, deltas: ['xyz'] }, { ...have, round: 0 }, { ...have, extra: 1 }]) {
+      assert.throws(() => decodeMessage(enc(bad), swarm), (e: Error) => e instanceof PayloadError)
+    }
   })
 
   it('orders tied holders differently on different nodes', () => {
