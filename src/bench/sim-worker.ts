@@ -9,4 +9,6 @@ export interface SimJob {
   timeoutSec: number
 }
 
-childMain<SimJob, SimResult>((job) => runSim({ nodes: job.nodes, rounds: job.rounds, timeoutSec: job.timeoutSec, log: silentLogger() }))
+/** A swarm that misses its budget is a result (the largest N that agreed), not a crash. */
+childMain<SimJob, SimResult | { error: string }>((job) =>
+  runSim({ nodes: job.nodes, rounds: job.rounds, timeoutSec: job.timeoutSec, log: silentLogger() }).catch((err: Error) => ({ error: err.message })))

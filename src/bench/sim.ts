@@ -22,7 +22,11 @@ export async function runSimBench(o: SimBenchOptions): Promise<BenchResult> {
   const notes: string[] = []
   for (const n of o.nodes) {
     try {
-      const r = await runChild<SimResult>('./sim-worker.js', { nodes: n, rounds: o.rounds, timeoutSec: o.timeoutSec } satisfies SimJob, { execArgv: ['--expose-gc'] })
+      const r = await runChild<SimResult | { error: string }>('./sim-worker.js', { nodes: n, rounds: o.rounds, timeoutSec: o.timeoutSec } satisfies SimJob, { execArgv: ['--expose-gc'] })
+      if ('error' in r) {
+        notes.push(`${n} nodes: ${r.error}`)
+        break
+      }
       done.push(r)
       if (!r.agreed || !r.recomputed) {
         notes.push(`${n} nodes: ${r.agreed ? 'hashes did not recompute' : 'nodes disagreed'}`)

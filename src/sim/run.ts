@@ -133,6 +133,7 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
   let transfer: SimResult['transfer'] = { deltaBytesInPerNodePerRound: 0, deltaBytes: 0, connectionsPerNode: 0 }
   const deadline = Date.now() + (o.timeoutSec ?? 600) * 1000
   let lastProgress = 0
+  let finished = false
   try {
     while (true) {
       await sleep(50)
@@ -167,9 +168,11 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
       }
     }
     transfer = await measureTransfer(homes, daemons, o.rounds)
+    finished = true
   } finally {
     for (const d of daemons) d.stop('simulation finished')
     await Promise.allSettled(runs)
+    if (!finished && tempDir) await rm(dir, { recursive: true, force: true })
   }
   const seconds = (performance.now() - t0) / 1000
 
@@ -233,15 +236,18 @@ async function measureTransfer(homes: SimNodeHome[], daemons: Daemon[], rounds: 
   let bytesIn = 0
   let deltaBytes = 0
   let connections = 0
+  let answered = 0
   for (const [i, h] of homes.entries()) {
     connections += daemons[i].libp2p?.getConnections().length ?? 0
+    // Best effort: a node's API answers late when the process is saturated.
     const api = await readApiUrl(h.home)
-    if (!api) continue
-    const s = (await (await fetch(api.url + '/status', { signal: AbortSignal.timeout(5000) })).json()) as NodeStatus
+    const s = api && await fetch(api.url + '/status', { signal: AbortSignal.timeout(30_000) }).then((r) => r.json() as Promise<NodeStatus>, () => undefined)
+    if (!s) continue
+    answered++
     bytesIn += s.transfer.bytesIn
     if (s.transfer.fetched > 0) deltaBytes = Math.max(deltaBytes, s.transfer.bytesIn / s.transfer.fetched)
   }
-  return { deltaBytesInPerNodePerRound: bytesIn / homes.length / rounds, deltaBytes, connectionsPerNode: connections / homes.length }
+  return { deltaBytesInPerNodePerRound: answered ? bytesIn / answered / rounds : NaN, deltaBytes, connectionsPerNode: connections / homes.length }
 }
 
 function sleep(ms: number): Promise<void> {
