@@ -233,21 +233,16 @@ function fillRound(r: SimRound, ledgers: readonly (readonly LedgerEntry[])[]): v
 }
 
 async function measureTransfer(homes: SimNodeHome[], daemons: Daemon[], rounds: number): Promise<SimResult['transfer']> {
-  let bytesIn = 0
-  let deltaBytes = 0
-  let connections = 0
-  let answered = 0
-  for (const [i, h] of homes.entries()) {
-    connections += daemons[i].libp2p?.getConnections().length ?? 0
-    // Best effort: a node's API answers late when the process is saturated.
+  const connections = daemons.reduce((n, d) => n + (d.libp2p?.getConnections().length ?? 0), 0)
+  // Best effort, all at once: a node's API answers late when the process is saturated.
+  const statuses = await Promise.all(homes.map(async (h) => {
     const api = await readApiUrl(h.home)
-    const s = api && await fetch(api.url + '/status', { signal: AbortSignal.timeout(30_000) }).then((r) => r.json() as Promise<NodeStatus>, () => undefined)
-    if (!s) continue
-    answered++
-    bytesIn += s.transfer.bytesIn
-    if (s.transfer.fetched > 0) deltaBytes = Math.max(deltaBytes, s.transfer.bytesIn / s.transfer.fetched)
-  }
-  return { deltaBytesInPerNodePerRound: answered ? bytesIn / answered / rounds : NaN, deltaBytes, connectionsPerNode: connections / homes.length }
+    return api && fetch(api.url + '/status', { signal: AbortSignal.timeout(30_000) }).then((r) => r.json() as Promise<NodeStatus>, () => undefined)
+  }))
+  const got = statuses.filter((s): s is NodeStatus => s !== undefined)
+  const bytesIn = got.reduce((n, s) => n + s.transfer.bytesIn, 0)
+  const deltaBytes = Math.max(0, ...got.filter((s) => s.transfer.fetched > 0).map((s) => s.transfer.bytesIn / s.transfer.fetched))
+  return { deltaBytesInPerNodePerRound: got.length ? bytesIn / got.length / rounds : NaN, deltaBytes, connectionsPerNode: connections / homes.length }
 }
 
 function sleep(ms: number): Promise<void> {
