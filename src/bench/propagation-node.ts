@@ -125,7 +125,7 @@ class BenchNode {
     const layout = this.layouts.get(this.authorOf.get(id)!)!
     while (!this.store.has(id)) {
       try {
-        const { bytes } = await this.picker.fetch(this.content, 'delta', id, () => this.holders.get(id) ?? [], this.payloadBytes * 2, AbortSignal.timeout(30_000), {
+        const { bytes } = await this.picker.fetch(this.content, 'delta', id, () => this.holders.get(id) ?? [], this.payloadBytes * 2, AbortSignal.timeout(120_000), {
           check: (b) => validateDelta(b, { layout }),
           onError: (peer, err) => { if (process.env.CFD_BENCH_DEBUG) process.stderr.write(`node ${this.index} from ${peer.slice(-6)}: ${err.message}\n`) },
         })
