@@ -78,7 +78,8 @@ export class SwarmHistory {
 
   /** A verified gossip message from `from`. */
   heard(msg: GossipMessage, from: string): void {
-    if (msg.type === 'vote') return
+    // Votes and holder adverts say nothing about a peer's own contribution.
+    if (msg.type === 'vote' || msg.type === 'have') return
     // A fabricated far-away round must not evict real ones.
     if (msg.round > this.current + 4 || msg.round <= this.current - this.capacity) return
     const live = this.live(msg.round)
@@ -90,7 +91,7 @@ export class SwarmHistory {
       live.peers.set(from, p)
     }
     if (msg.type === 'commit') p.hash = msg.hash
-    else {
+    else if (msg.type === 'announce') {
       p.base = msg.base
       if (msg.loss !== undefined) p.loss = msg.loss
     }
