@@ -9,7 +9,7 @@ import { sha256Hex } from '../src/util/hash.js'
 import { PayloadError } from '../src/util/errors.js'
 import { silentLogger } from '../src/util/log.js'
 
-const PROTO = '/coldfusion/1/test/fetch/1.0.0'
+const PROTO = '/coldfusion/1/test/fetch/2.0.0'
 
 describe('content protocol (two real libp2p nodes over TCP)', function () {
   this.timeout(60_000)
