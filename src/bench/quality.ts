@@ -37,8 +37,7 @@ export const DEFAULT_CODECS: CodecSettings[] = [
   { codec: 'q8-block', blockSize: 256 },
   { codec: 'q4-block', blockSize: 256 },
   { codec: 'q1-block', blockSize: 256 },
-  { codec: 'topk-q1', blockSize: 256, densityPpm: 30_000 },
-  { codec: 'topk-q1', blockSize: 256, densityPpm: 10_000 },
+  { codec: 'topk-q4', blockSize: 256, densityPpm: 20_000 },
 ]
 
 export const FULL_CODECS: CodecSettings[] = [
@@ -189,7 +188,7 @@ export function summarize(o: QualityOptions, bySeed: { runs: SimResult[]; round1
     compression_fused_accuracy_f32_pct: fig(ref.fused_accuracy_by_round_pct[o.rounds - 1], '% (final f32 base with each node head, no further training)', sizes),
     compression_spread_points: fig(q8 ? Math.abs(q8.loss_points) : null, 'accuracy points (|f32 - q8-block|)', sizes, q8 ? 'q8-block changes each value by under 1%: its distance to f32 is the run-to-run spread of this measurement' : 'needs q8-block in the sweep'),
     compression_best_loss_at_100x_points: fig(best100?.loss_points ?? null, 'accuracy points', { ...sizes, codec: best100?.label ?? 'none' }, best100 ? 'lowest loss among codecs with >= 100x' : 'no codec in this sweep reached 100x'),
-    compression_best_loss_at_100x_sd_points: fig(best100?.loss_sd_points ?? null, 'accuracy points (sample sd over seeds)', { ...sizes, codec: best100?.label ?? 'none' }),
+    compression_best_loss_at_100x_sd_points: fig(best100?.loss_sd_points ?? null, 'accuracy points (sample sd over seeds)', { ...sizes, codec: best100?.label ?? 'none' }, !best100 ? 'no codec in this sweep reached 100x' : seeds < 2 ? 'one seed: run with --seeds 3 for a spread' : undefined),
     encode_fraction_of_training: fig(best.encode_fraction_of_training, 'fraction (encode + error feedback seconds / local training seconds)', { ...sizes, codec: best.label }),
     encode_fraction_of_training_max: fig(Math.max(...points.map((p) => p.encode_fraction_of_training)), 'fraction', { ...sizes, codec: points.reduce((a, b) => (b.encode_fraction_of_training > a.encode_fraction_of_training ? b : a)).label }),
   }
