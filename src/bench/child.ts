@@ -6,15 +6,23 @@ import { fileURLToPath } from 'node:url'
  * per process), a fresh tfjs engine, and parallel work on several cores. The child prints one
  * JSON line last on stdout; its stderr is passed through.
  */
-export function runChild<T>(script: string, arg: unknown, opts: { quiet?: boolean; execArgv?: string[] } = {}): Promise<T> {
+export function runChild<T>(script: string, arg: unknown, opts: { quiet?: boolean; execArgv?: string[]; killAfterSec?: number } = {}): Promise<T> {
   const file = fileURLToPath(new URL(script, import.meta.url))
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...(opts.execArgv ?? []), file, JSON.stringify(arg)], { stdio: ['ignore', 'pipe', opts.quiet ? 'ignore' : 'inherit'] })
     let out = ''
+    // A part whose own deadline cannot fire (a starved event loop) is ended from here.
+    let killed = false
+    const timer = opts.killAfterSec === undefined ? undefined : setTimeout(() => {
+      killed = true
+      child.kill('SIGKILL')
+    }, opts.killAfterSec * 1000)
     child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s))
     child.on('error', reject)
     child.on('close', (code) => {
+      clearTimeout(timer)
       const last = out.trim().split('\n').pop() ?? ''
+      if (killed) return reject(new Error(`${script} was stopped after ${opts.killAfterSec} s`))
       if (code !== 0) return reject(new Error(`${script} exited with ${code}${last ? `: ${last.slice(0, 300)}` : ''}`))
       try {
         resolve(JSON.parse(last) as T)

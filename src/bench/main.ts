@@ -24,7 +24,7 @@ const HELP = `Usage: npm run bench -- [options]
 
   --json             print the JSON result on stdout (the table goes to stderr)
   --full             full sizes: fusion at 125M params, 6 quality rounds over 12 codecs, 32 MiB propagation,
-                     simulated swarms of 8 to 64 nodes without the default's 150 s budget per swarm
+                     simulated swarms of 8 to 64 nodes (default: 8 and 16, 240 s budget per swarm)
   --smoke            tiny sizes (seconds; what CI runs)
   --only LIST        comma-separated subset of: ${BENCHES.join(', ')}
   --out FILE         where to write the JSON (default bench-results/latest.json)
@@ -58,7 +58,7 @@ const SIZES: Record<Mode, Sizes> = {
     fusion: { hidden: 384, layers: 6, deltas: [2, 4, 8], repeats: 3 },
     propagation: { nodes: [4, 8, 16], payloadBytes: 4 * 2 ** 20, repeats: 2 },
     train: { batches: [16, 64], wasmSteps: 10, cpuSteps: 2, loopSteps: 30, repeats: 3, torch: true },
-    sim: { nodes: [8, 16, 32, 64], rounds: 3, timeoutSec: 150 },
+    sim: { nodes: [8, 16], rounds: 3, timeoutSec: 240 },
   },
   full: {
     quality: { rounds: 6, steps: 100, trainN: 2000, testN: 500, seeds: 3, codecs: FULL_CODECS },

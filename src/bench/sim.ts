@@ -22,7 +22,7 @@ export async function runSimBench(o: SimBenchOptions): Promise<BenchResult> {
   const notes: string[] = []
   for (const n of o.nodes) {
     try {
-      const r = await runChild<SimResult | { error: string }>('./sim-worker.js', { nodes: n, rounds: o.rounds, timeoutSec: o.timeoutSec } satisfies SimJob, { execArgv: ['--expose-gc'] })
+      const r = await runChild<SimResult | { error: string }>('./sim-worker.js', { nodes: n, rounds: o.rounds, timeoutSec: o.timeoutSec } satisfies SimJob, { execArgv: ['--expose-gc'], killAfterSec: 2 * o.timeoutSec + 60 })
       if ('error' in r) {
         notes.push(`${n} nodes: ${r.error}`)
         break
