@@ -80,7 +80,9 @@ export class PeerKeeper {
         this.log.info({ peer }, 'connected to peer')
         this.backoff.delete(peer)
       } catch (err) {
-        const delay = Math.min(b.delay * 2, 10_000)
+        // Short cap: a healed partition must reconnect within a round or two, and a failed dial
+        // to a known peer is cheap.
+        const delay = Math.min(b.delay * 2, 2 * this.intervalMs)
         this.backoff.set(peer, { next: now + b.delay, delay })
         this.log.debug({ peer, err: (err as Error).message }, 'dial failed, will retry')
       }
