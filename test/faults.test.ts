@@ -102,9 +102,12 @@ describe('faults: crash, late join, partition (real libp2p)', function () {
       assert.notEqual(hashes[0], hashes[2], 'the halves built different bases')
       partitioned = false
       const atHeal = Math.max(...rounds())
+      const healStarted = Date.now()
       await until('all nodes on one base again', () => new Set(daemons.map((d) => d.status.baseHash)).size === 1 && Math.min(...rounds()) > atHeal, 180_000)
       const healedAt = Math.min(...rounds())
-      assert.ok(healedAt <= atHeal + 2, `converged at round ${healedAt}, healing began at ${atHeal}`)
+      // Rounds here last about 2 s, so the bound is time (redial, a gossip repeat, the switch), not rounds.
+      const healSeconds = (Date.now() - healStarted) / 1000
+      assert.ok(healSeconds <= 30, `converged at round ${healedAt} after ${healSeconds.toFixed(1)} s, healing began at ${atHeal}`)
       recovered = healedAt - atHeal
       assert.ok(daemons.some((d) => d.status.divergence.some((e) => e.action === 'switched')), 'the losing half reports the switch')
     } finally {
