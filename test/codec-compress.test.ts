@@ -27,6 +27,7 @@ import { bodyTensorShapes } from '../src/model/init.js'
 import { mulberry32 } from '../src/data/rng.js'
 import type { TensorMap } from '../src/model/tensors.js'
 import { PayloadError } from '../src/util/errors.js'
+import { resealed } from './helpers/payloads.js'
 
 const META: DeltaMeta = { round: 2, baseHash: 'cd'.repeat(32), examples: 50 }
 const SHAPES = { 'embeddings.word': [40, 16], 'encoder.b': [7], 'encoder.w': [33, 17], empty: [0, 4], zeros: [9] }
@@ -55,12 +56,6 @@ function rejects(fn: () => unknown, reason?: string): PayloadError {
     return err
   }
   assert.fail('expected a PayloadError')
-}
-
-function reseal(p: Uint8Array): Uint8Array {
-  const out = new Uint8Array(p)
-  out.set(createHash('sha256').update(out.subarray(0, out.length - 8)).digest().subarray(0, 8), out.length - 8)
-  return out
 }
 
 const NEW: CodecSettings[] = [
@@ -193,7 +188,7 @@ describe('codecs: 4-bit, 1-bit, top-k', () => {
       dv.setUint32(7 + id.length, header.length, true)
       out.set(header, 11 + id.length)
       out.set(section, 11 + id.length + header.length)
-      return reseal(out)
+      return resealed(out)
     }
     const f = (x: number) => [...new Uint8Array(new Float32Array([x]).buffer)]
     const ok = payload('topk-f32', { densityPpm: 100_000 }, [2, 1, 3, ...f(0.5), ...f(-2)])
@@ -257,7 +252,7 @@ describe('codecs: 4-bit, 1-bit, top-k', () => {
       for (let k = 0; k < 1500; k++) {
         const p = new Uint8Array(base)
         p[Math.floor(r() * (p.length - 8))] = Math.floor(r() * 256)
-        resealedAccepted += attempt(reseal(p))
+        resealedAccepted += attempt(resealed(p))
       }
     }
     assert.ok(resealedAccepted > 0)

@@ -4,13 +4,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CODEC_IDS, decodeDelta, encodeDelta, FileBytes, openDelta, payloadDigests, type CodecSettings } from '../src/codec/index.js'
-import { DeltaRejectedError, fuseRound, hashTensors, type DeltaFileInput, type DeltaInput, type FuseOptions } from '../src/fusion/index.js'
+import { fuseRound, hashTensors, type DeltaFileInput, type DeltaInput, type FuseOptions } from '../src/fusion/index.js'
 import { Rng } from '../src/model/prng.js'
 import { encodeSafetensors } from '../src/model/safetensors.js'
 import type { TensorMap } from '../src/model/tensors.js'
 import { PayloadError } from '../src/util/errors.js'
 import { q8Kernel, useQ8Kernel } from '../src/codec/wasm-q8.js'
 import { mulberry32 } from '../src/data/rng.js'
+import { rejected, resealed } from './helpers/payloads.js'
 
 /**
  * The streaming fusion (pieces of `chunk` coordinates, fused decode-and-add, sections read from
@@ -121,24 +122,6 @@ const RULES: [string, Record<string, number>][] = [
   ['median', {}],
   ['trimmed-mean', { trim: 0.25 }],
 ]
-
-function rejected(fn: () => unknown, reason: string): DeltaRejectedError {
-  try {
-    fn()
-  } catch (err) {
-    assert.ok(err instanceof DeltaRejectedError, `expected DeltaRejectedError, got ${(err as Error).stack}`)
-    assert.equal(err.reason, reason, err.message)
-    return err
-  }
-  assert.fail('expected a rejection')
-}
-
-/** Rewrite a payload's checksum after an edit, so only the edited values are wrong. */
-function resealed(p: Uint8Array): Uint8Array {
-  const q = new Uint8Array(p)
-  q.set(createHash('sha256').update(q.subarray(0, q.length - 8)).digest().subarray(0, 8), q.length - 8)
-  return q
-}
 
 describe('streaming fusion', () => {
   let dir: string

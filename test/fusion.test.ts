@@ -7,10 +7,11 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { decodeDelta, encodeDelta, type CodecSettings, type DeltaMeta } from '../src/codec/index.js'
-import { DeltaRejectedError, fuseRound, hashTensors, type DeltaInput } from '../src/fusion/index.js'
+import { fuseRound, hashTensors, type DeltaInput } from '../src/fusion/index.js'
 import { encodeSafetensors } from '../src/model/safetensors.js'
 import { cloneTensors, type TensorMap } from '../src/model/tensors.js'
 import { mulberry32 } from '../src/data/rng.js'
+import { rejected } from './helpers/payloads.js'
 
 // A seeded PRNG, so every run (and machine) sees the same cases.
 const rng = mulberry32
@@ -54,17 +55,6 @@ function bytesOf(t: TensorMap): Buffer {
 function permutations<T>(xs: T[]): T[][] {
   if (xs.length <= 1) return [xs]
   return xs.flatMap((x, i) => permutations([...xs.slice(0, i), ...xs.slice(i + 1)]).map((p) => [x, ...p]))
-}
-
-function rejected(fn: () => unknown, reason: string): DeltaRejectedError {
-  try {
-    fn()
-  } catch (err) {
-    assert.ok(err instanceof DeltaRejectedError, `expected DeltaRejectedError, got ${(err as Error).stack}`)
-    assert.equal(err.reason, reason, err.message)
-    return err
-  }
-  assert.fail('expected a rejection')
 }
 
 describe('fusion', () => {
