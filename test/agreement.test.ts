@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
-import { chooseFork, missingVoters, unionOfVotes } from '../src/rounds/agreement.js'
+import { chooseFork, missingVoters, selectContributors, unionOfVotes } from '../src/rounds/agreement.js'
+import { RepeatSchedule } from '../src/rounds/repeat.js'
+import { fastMessageId } from '../src/p2p/node.js'
 import { RoundBook } from '../src/rounds/book.js'
 import { decodeMessage, encodeMessage, MAX_GOSSIP_BYTES, type Announce } from '../src/p2p/messages.js'
 import { PayloadError } from '../src/util/errors.js'
@@ -30,6 +32,47 @@ describe('agreement rules', () => {
     assert.equal(chooseFork(cs)?.base, 'w')
     assert.equal(chooseFork([...cs].reverse())?.base, 'w')
     assert.equal(chooseFork([]), undefined)
+  })
+
+  it('bounded contributors: the k lowest tickets, the same in any order, a new draw for a new base', () => {
+    const members = Array.from({ length: 40 }, (_, i) => `peer-${i}`)
+    const a = selectContributors(5, h('base'), members, 8)
+    assert.equal(a.size, 8)
+    assert.deepEqual([...selectContributors(5, h('base'), [...members].reverse(), 8)].sort(), [...a].sort())
+    // Duplicates in a view do not take two seats; k larger than the swarm means everyone.
+    assert.equal(selectContributors(5, h('base'), [...members, ...members], 8).size, 8)
+    assert.equal(selectContributors(5, h('base'), members.slice(0, 3), 8).size, 3)
+    // A node missing from one view only lets the next ticket in: the others stay drawn.
+    const absent = [...a][0]
+    const b = selectContributors(5, h('base'), members.filter((m) => m !== absent), 8)
+    assert.equal([...a].filter((p) => b.has(p)).length, 7)
+    // Over many rounds every member gets drawn.
+    const drawn = new Set<string>()
+    for (let r = 1; r <= 40; r++) for (const p of selectContributors(r, h(`base${r}`), members, 8)) drawn.add(p)
+    assert.equal(drawn.size, members.length)
+  })
+
+  it('own gossip repeats back off while nothing changes, and restart after a change or a join', () => {
+    let now = 0
+    const s = new RepeatSchedule(1000, 8000, () => now)
+    const times: number[] = []
+    for (now = 0; now <= 40_000; now += 100) if (s.due()) times.push(now)
+    assert.deepEqual(times, [1000, 3000, 7000, 15000, 23000, 31000, 39000])
+    s.reset()
+    now += 999
+    assert.equal(s.due(), false)
+    now += 1
+    assert.equal(s.due(), true)
+  })
+
+  it('a fast message id tells copies apart from forgeries without a signature check', () => {
+    const m = { from: new Uint8Array([1, 2]), seqno: new Uint8Array([0, 0, 0, 7]), topic: 't', data: new Uint8Array([9, 9]) }
+    assert.equal(fastMessageId(m), fastMessageId({ ...m, data: new Uint8Array([9, 9]) }))
+    assert.notEqual(fastMessageId(m), fastMessageId({ ...m, data: new Uint8Array([9, 8]) }))
+    assert.notEqual(fastMessageId(m), fastMessageId({ ...m, seqno: new Uint8Array([0, 0, 0, 8]) }))
+    assert.notEqual(fastMessageId(m), fastMessageId({ ...m, topic: 'u' }))
+    // Field boundaries count: moving a byte from one field to the next is another message.
+    assert.notEqual(fastMessageId({ ...m, from: new Uint8Array([1]), seqno: new Uint8Array([2, 0, 0, 0, 7]) }), fastMessageId(m))
   })
 
   it('the round book is idempotent and bounded', () => {

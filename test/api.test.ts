@@ -61,7 +61,7 @@ describe('HTTP API', function () {
     before(async () => {
       const telemetry = new NodeTelemetry(() => status, { processMetrics: false })
       telemetry.metrics.phase(3, 'training')
-      telemetry.history.heard({ type: 'commit', v: 1, swarm: H('5'), round: 2, base: H('a'), hash: H('b'), rule: 'mean', deltas: [] }, PEER_B)
+      telemetry.history.heard({ type: 'commit', v: 1, swarm: H('5'), round: 2, base: H('a'), hash: H('b'), rule: 'mean', contributors: 0 }, PEER_B)
       telemetry.logger(silentLogger()).child({ round: 2 }).warn({ peer: PEER_B }, 'something odd')
       api = new ApiServer({ status: () => status, rounds: () => ledger, telemetry }, silentLogger())
       url = await api.listen('127.0.0.1', 0)
@@ -218,7 +218,7 @@ describe('HTTP API', function () {
       const h = new SwarmHistory(5, 2)
       h.phase(10, 'training', 1000)
       h.phase(10, 'collecting', 3000)
-      const commit = (round: number, hash: string) => ({ type: 'commit' as const, v: 1 as const, swarm: H('5'), round, base: H('0'), hash, rule: 'mean', deltas: [] })
+      const commit = (round: number, hash: string) => ({ type: 'commit' as const, v: 1 as const, swarm: H('5'), round, base: H('0'), hash, rule: 'mean', contributors: 0 })
       h.heard(commit(10, H('a')), 'p1')
       h.heard(commit(10_000, H('f')), 'p1')
       h.heard(commit(10, H('a')), 'p2')

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseNodeConfig, renderNodeConfig, NodeConfigSchema } from '../src/config/node.js'
 import { createSwarmDefinition, regenerateGenesis } from '../src/config/genesis.js'
-import { loadSwarmDefinition, swarmId, formatSwarmDefinition } from '../src/config/swarm.js'
+import { loadSwarmDefinition, parseSwarmDefinition, swarmId, formatSwarmDefinition } from '../src/config/swarm.js'
 import { ConfigError } from '../src/util/errors.js'
 import { applyOverrides } from '../src/cli/start.js'
 
@@ -66,6 +66,16 @@ describe('swarm definition', () => {
     assert.match(id, /^[0-9a-f]{64}$/)
     assert.equal(swarmId(JSON.parse(JSON.stringify(def))), id)
     assert.notEqual(swarmId({ ...def, rounds: { ...def.rounds, minContributors: 3 } }), id)
+  })
+
+  it('bounded contributors: in the id, and refused below minContributors with the key named', () => {
+    const { def } = createSwarmDefinition({ seed: 'drawn', contributorsPerRound: 8, minContributors: 2 })
+    assert.equal(def.rounds.contributorsPerRound, 8)
+    assert.notEqual(swarmId(def), swarmId(createSwarmDefinition({ seed: 'drawn', minContributors: 2 }).def))
+    assert.equal(createSwarmDefinition({ seed: 'drawn' }).def.rounds.contributorsPerRound, undefined)
+    assert.throws(() => createSwarmDefinition({ seed: 'drawn', contributorsPerRound: 2, minContributors: 3 }), /--min-contributors \(3\) cannot exceed --contributors-per-round \(2\)/)
+    const bad = { ...def, rounds: { ...def.rounds, minContributors: 9 } }
+    assert.throws(() => parseSwarmDefinition(bad, 'swarm.json'), (e: Error) => e instanceof ConfigError && /swarm\.json: rounds\.minContributors: minContributors cannot exceed contributorsPerRound/.test(e.message))
   })
 
   it('regenerates the round-0 base bit for bit from its seed', () => {

@@ -74,7 +74,7 @@ describe('fuzzing the wire formats and the payload codec', function () {
     const msgs: GossipMessage[] = [
       { type: 'announce', v: 1, swarm: SWARM, round: 3, base: h('b'), deltaId: h('d'), size: 1000, examples: 5, addrs: ['/ip4/1.2.3.4/tcp/1'] },
       { type: 'vote', v: 1, swarm: SWARM, round: 3, base: h('b'), deltas: [{ id: h('1'), peer: P, examples: 1 }, { id: h('2'), peer: P, examples: 2 }].sort((a, b) => (a.id < b.id ? -1 : 1)) },
-      { type: 'commit', v: 1, swarm: SWARM, round: 3, base: h('b'), hash: h('n'), rule: 'mean', deltas: [{ id: h('1'), peer: P, examples: 1 }] },
+      { type: 'commit', v: 1, swarm: SWARM, round: 3, base: h('b'), hash: h('n'), rule: 'mean', contributors: 1 },
     ]
     for (const m of msgs) {
       const valid = encodeMessage(m)

@@ -30,6 +30,13 @@ describe('coldfusiond sim (real daemons in one process over the libp2p memory tr
     assert.equal(again.rounds[0].hashes[0], first.rounds[0].hashes[0])
   })
 
+  it('bounded contributors: 8 nodes, 3 drawn to train each round, all agree on every round', async () => {
+    const r = await runSim({ nodes: 8, rounds: 3, contributorsPerRound: 3, seed: 'sim-drawn', log: silentLogger(), timeoutSec: 240 })
+    assert.equal(r.agreed, true)
+    assert.equal(r.recomputed, true)
+    for (const x of r.rounds) assert.equal(x.contributors, 3, `round ${x.round}: ${x.contributors} contributors`)
+  })
+
   it('bootstrap chords connect every node, and the exponent fit recovers a power law', () => {
     for (const n of [2, 3, 8, 64]) {
       const adj = Array.from({ length: n }, (_, i) => bootstrapTargets(i, n, 3))
@@ -57,5 +64,8 @@ describe('coldfusiond sim (real daemons in one process over the libp2p memory tr
     const m = await runCli(['sim', '--nodes', '4', '--min-contributors', '5'])
     assert.equal(m.code, 2)
     assert.match(m.stderr, /--min-contributors cannot exceed --nodes/)
+    const k = await runCli(['sim', '--nodes', '8', '--contributors-per-round', '2', '--min-contributors', '3'])
+    assert.equal(k.code, 2)
+    assert.match(k.stderr, /--min-contributors cannot exceed --nodes or --contributors-per-round/)
   })
 })

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util'
 import { fig, type BenchResult, type Figures } from './figures.js'
 import { runFusion } from './fusion.js'
 import { runPropagation } from './propagation.js'
-import { runSimBench } from './sim.js'
+import { runSimBench, type SimBenchOptions } from './sim.js'
 import { DEFAULT_CODECS, FULL_CODECS, parseCodecSpec, runQuality } from './quality.js'
 import { runTrainStep } from './train-step.js'
 
@@ -24,7 +24,8 @@ const HELP = `Usage: npm run bench -- [options]
 
   --json             print the JSON result on stdout (the table goes to stderr)
   --full             full sizes: fusion at 125M params, 6 quality rounds over 12 codecs, 32 MiB propagation,
-                     simulated swarms of 8 to 64 nodes (default: 8 and 16, 240 s budget per swarm)
+                     simulated swarms of up to 32 nodes all training and up to 64 with 8 drawn to train
+                     each round (default: 8 and 16 all training, 16 and 32 with 8 drawn; 300 s per swarm)
   --smoke            tiny sizes (seconds; what CI runs)
   --only LIST        comma-separated subset of: ${BENCHES.join(', ')}
   --out FILE         where to write the JSON (default bench-results/latest.json)
@@ -42,7 +43,7 @@ interface Sizes {
   fusion: { hidden: number; layers: number; deltas: number[]; repeats: number }
   propagation: { nodes: number[]; payloadBytes: number; repeats: number }
   train: { batches: number[]; wasmSteps: number; cpuSteps: number; loopSteps: number; repeats: number; torch: boolean }
-  sim: { nodes: number[]; rounds: number; timeoutSec: number }
+  sim: SimBenchOptions
 }
 
 const SIZES: Record<Mode, Sizes> = {
@@ -51,21 +52,21 @@ const SIZES: Record<Mode, Sizes> = {
     fusion: { hidden: 64, layers: 1, deltas: [1, 2], repeats: 1 },
     propagation: { nodes: [8], payloadBytes: 64 * 1024, repeats: 1 },
     train: { batches: [4], wasmSteps: 1, cpuSteps: 1, loopSteps: 2, repeats: 1, torch: false },
-    sim: { nodes: [4], rounds: 2, timeoutSec: 120 },
+    sim: { series: [{ nodes: [4] }, { nodes: [5], contributorsPerRound: 2 }], rounds: 2, timeoutSec: 120 },
   },
   default: {
     quality: { rounds: 3, steps: 100, trainN: 2000, testN: 500, seeds: 1, codecs: DEFAULT_CODECS },
     fusion: { hidden: 384, layers: 6, deltas: [2, 4, 8], repeats: 3 },
     propagation: { nodes: [4, 8, 16], payloadBytes: 4 * 2 ** 20, repeats: 2 },
     train: { batches: [16, 64], wasmSteps: 10, cpuSteps: 2, loopSteps: 30, repeats: 3, torch: true },
-    sim: { nodes: [8, 16], rounds: 3, timeoutSec: 240 },
+    sim: { series: [{ nodes: [8, 16] }, { nodes: [16, 32], contributorsPerRound: 8 }], rounds: 3, timeoutSec: 300 },
   },
   full: {
     quality: { rounds: 6, steps: 100, trainN: 2000, testN: 500, seeds: 3, codecs: FULL_CODECS },
     fusion: { hidden: 768, layers: 12, deltas: [2, 4, 8], repeats: 3 },
     propagation: { nodes: [4, 8, 16], payloadBytes: 32 * 2 ** 20, repeats: 2 },
     train: { batches: [16, 64], wasmSteps: 20, cpuSteps: 3, loopSteps: 100, repeats: 3, torch: true },
-    sim: { nodes: [8, 16, 32, 64], rounds: 4, timeoutSec: 1800 },
+    sim: { series: [{ nodes: [8, 16, 32] }, { nodes: [16, 32, 64], contributorsPerRound: 8 }], rounds: 4, timeoutSec: 1800 },
   },
 }
 

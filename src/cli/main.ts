@@ -31,6 +31,7 @@ function swarmOptions(cmd: Command): Command {
   cmd
     .option('--name <name>', 'swarm name (new swarm only)')
     .option('--min-contributors <n>', `contributors a round needs before it may close (default ${SWARM_DEFAULTS.minContributors})`, int('--min-contributors', 1))
+    .option('--contributors-per-round <n>', 'at most this many nodes train each round, drawn afresh each round by hash; the rest fetch, vote and fuse (default: every node)', int('--contributors-per-round', 1))
     .option('--steps <n>', `local training steps per round (default ${SWARM_DEFAULTS.stepsPerRound})`, int('--steps', 1))
     .option('--batch-size <n>', `local batch size (default ${SWARM_DEFAULTS.batchSize})`, int('--batch-size', 1))
     .option('--lr <rate>', `local learning rate (default ${SWARM_DEFAULTS.learningRate}; ${HF_SWARM_DEFAULTS.learningRate} with --model)`, num('--lr'))
@@ -49,6 +50,7 @@ function swarmOpts(o: Record<string, unknown>) {
   return {
     name: o.name as string | undefined,
     minContributors: o.minContributors as number | undefined,
+    contributorsPerRound: o.contributorsPerRound as number | undefined,
     stepsPerRound: o.steps as number | undefined,
     batchSize: o.batchSize as number | undefined,
     learningRate: o.lr as number | undefined,
@@ -137,6 +139,7 @@ export function buildProgram(): Command {
     .option('--nodes <n>', 'number of nodes', int('--nodes', 1), 3)
     .option('--rounds <n>', 'number of rounds', int('--rounds', 1), 3)
     .option('--dir <dir>', 'directory for the node homes (default: a new temporary directory)')
+    .option('--contributors-per-round <n>', 'at most this many nodes train each round, drawn afresh each round by hash; the rest fetch, vote and fuse (default: every node)', int('--contributors-per-round', 1))
     .option('--steps <n>', `local training steps per round (default ${SWARM_DEFAULTS.stepsPerRound})`, int('--steps', 1))
     .option('--examples <n>', 'generated examples per node (default 1200)', int('--examples', 20))
     .option('--timeout <sec>', 'give up after this many seconds', int('--timeout', 10), 1800)

@@ -15,7 +15,8 @@ export function registerSim(program: Command): void {
     .option('--rounds <n>', 'number of rounds', int('--rounds', 1), 3)
     .option('--steps <n>', 'local training steps per round (batch 8)', int('--steps', 1), 2)
     .option('--examples <n>', 'generated examples per node (a fifth held out)', int('--examples', 10), 60)
-    .option('--min-contributors <n>', 'contributors a round needs (default: every node)', int('--min-contributors', 1))
+    .option('--contributors-per-round <k>', 'draw k nodes to train each round, as a swarm with contributorsPerRound does; the others fetch, vote and fuse (default: every node trains)', int('--contributors-per-round', 1))
+    .option('--min-contributors <n>', 'contributors a round needs (default: every node that trains)', int('--min-contributors', 1))
     .option('--bootstrap-peers <k>', 'bootstrap each node to k ring/chord peers (default: every node dials every earlier one)', int('--bootstrap-peers', 1))
     .option('--seed <seed>', 'seed of identities, data and the round-0 base (same seed, same hashes)', 'coldfusion-sim')
     .option('--dir <dir>', 'keep the node homes here (default: a temporary directory, removed at the end)')
@@ -24,11 +25,11 @@ export function registerSim(program: Command): void {
     .option('--json', 'print one JSON object at the end instead of the table')
     .action(async (o) => {
       if (o.nodes > 256) throw new UserError('--nodes must be at most 256')
-      if (o.minContributors !== undefined && o.minContributors > o.nodes) throw new UserError('--min-contributors cannot exceed --nodes')
+      if (o.minContributors !== undefined && o.minContributors > Math.min(o.nodes, o.contributorsPerRound ?? o.nodes)) throw new UserError('--min-contributors cannot exceed --nodes or --contributors-per-round')
       const log = createLogger({ level: o.logLevel, name: 'sim' })
       const tty = process.stderr.isTTY
       const r = await runSim({
-        nodes: o.nodes, rounds: o.rounds, steps: o.steps, examples: o.examples, minContributors: o.minContributors,
+        nodes: o.nodes, rounds: o.rounds, steps: o.steps, examples: o.examples, minContributors: o.minContributors, contributorsPerRound: o.contributorsPerRound,
         bootstrapPeers: o.bootstrapPeers, seed: o.seed, dir: o.dir, timeoutSec: o.timeout, log,
         onProgress: (p) => {
           if (!tty) return

@@ -13,6 +13,8 @@ import { DEFAULT_DENSITY_PPM, isSparseCodec, type CodecId } from '../codec/index
 export interface SwarmOptions {
   name?: string
   minContributors?: number
+  /** At most this many nodes train each round (drawn by hash); default all. */
+  contributorsPerRound?: number
   stepsPerRound?: number
   batchSize?: number
   learningRate?: number
@@ -55,6 +57,9 @@ export function createSwarmDefinition(o: SwarmOptions = {}): { def: SwarmDefinit
   const seed = o.seed ?? randomBytes(8).toString('hex')
   const base = encodeSafetensors(initBody(architecture, seed))
   const d = { ...SWARM_DEFAULTS, ...stripUndefined(o) }
+  if (o.contributorsPerRound !== undefined && d.minContributors > o.contributorsPerRound) {
+    throw new UserError(`--min-contributors (${d.minContributors}) cannot exceed --contributors-per-round (${o.contributorsPerRound}): a round would wait for more deltas than are trained`)
+  }
   if (d.maxLength > maxSequenceLength(architecture)) {
     throw new UserError(`--max-length ${d.maxLength} exceeds the built-in model's ${maxSequenceLength(architecture)} tokens`)
   }
@@ -81,6 +86,7 @@ export function createSwarmDefinition(o: SwarmOptions = {}): { def: SwarmDefinit
     },
     rounds: {
       minContributors: d.minContributors,
+      ...(o.contributorsPerRound !== undefined ? { contributorsPerRound: o.contributorsPerRound } : {}),
       collectTimeoutSec: d.collectTimeoutSec,
       voteTimeoutSec: d.voteTimeoutSec,
       maxDeltaBytes: d.maxDeltaBytes,

@@ -116,6 +116,9 @@ export const SwarmDefinitionSchema = z
     rounds: z
       .object({
         minContributors: z.number().int().min(1),
+        // At most this many nodes train each round, drawn afresh every round by a hash of (round,
+        // base, peer id): the paper's "8 of 35". The others fetch, vote and fuse. Absent: all train.
+        contributorsPerRound: z.number().int().min(1).max(256).optional(),
         // How long after its own announcement a node waits for the others' deltas.
         collectTimeoutSec: z.number().positive(),
         // How long a node waits for the other contributors' votes after its own.
@@ -123,7 +126,11 @@ export const SwarmDefinitionSchema = z
         // Announcements for larger payloads are rejected before anything is fetched.
         maxDeltaBytes: z.number().int().positive(),
       })
-      .strict(),
+      .strict()
+      .refine((r) => r.contributorsPerRound === undefined || r.minContributors <= r.contributorsPerRound, {
+        message: 'minContributors cannot exceed contributorsPerRound (a round would wait for more deltas than are trained)',
+        path: ['minContributors'],
+      }),
   })
   .strict()
 

@@ -1,4 +1,4 @@
-import { TopicValidatorResult, type PeerId, type Message } from '@libp2p/interface'
+import { TopicValidatorResult, type PeerId, type Message, type SubscriptionChangeData } from '@libp2p/interface'
 import type { SwarmLibp2p } from './node.js'
 import type { SwarmTopics } from './topics.js'
 import { decodeMessage, encodeMessage, type GossipMessage } from './messages.js'
@@ -16,6 +16,7 @@ export type GossipHandler = (msg: GossipMessage, from: string) => void
 export class SwarmGossip {
   readonly rejected = new Map<string, number>()
   private handler: GossipHandler = () => {}
+  private joined: () => void = () => {}
   /** Counts gossip bytes by message type, when set (the daemon's metrics). */
   meter?: TransferMeter
 
@@ -37,11 +38,18 @@ export class SwarmGossip {
       pubsub.subscribe(topic)
     }
     pubsub.addEventListener('message', this.onMessage)
+    pubsub.addEventListener('subscription-change', this.onSubscription)
+  }
+
+  /** Called when a peer subscribes to our announce topic (a new or returning swarm member). */
+  onJoin(cb: () => void): void {
+    this.joined = cb
   }
 
   stop(): void {
     const pubsub = this.node.services.pubsub
     pubsub.removeEventListener('message', this.onMessage)
+    pubsub.removeEventListener('subscription-change', this.onSubscription)
     for (const topic of [this.topics.announce, this.topics.vote]) {
       pubsub.unsubscribe(topic)
       pubsub.topicValidators.delete(topic)
@@ -87,6 +95,10 @@ export class SwarmGossip {
       void this.node.hangUp(peer).catch(() => {})
     }
     return TopicValidatorResult.Reject
+  }
+
+  private readonly onSubscription = (evt: CustomEvent<SubscriptionChangeData>): void => {
+    if (evt.detail.subscriptions.some((s) => s.subscribe && s.topic === this.topics.announce)) this.joined()
   }
 
   private readonly onMessage = (evt: CustomEvent<Message>): void => {

@@ -46,7 +46,11 @@ export const VoteSchema = z
   .strict()
 export type Vote = z.infer<typeof VoteSchema>
 
-/** "I fused round `round` on `base` from `deltas` into `hash`": the lineage record, gossiped. */
+/**
+ * "I fused round `round` on `base` from `contributors` deltas into `hash`". The delta list itself
+ * is in the lineage record, served over the stream protocol to a node that syncs: gossiping it
+ * made every commit O(N) bytes, and the swarm's commit traffic O(N^3).
+ */
 export const CommitSchema = z
   .object({
     type: z.literal('commit'),
@@ -56,7 +60,7 @@ export const CommitSchema = z
     base: hex64,
     hash: hex64,
     rule: z.string().max(64),
-    deltas: z.array(Contribution).max(MAX_CONTRIBUTORS_PER_ROUND),
+    contributors: z.number().int().nonnegative().max(MAX_CONTRIBUTORS_PER_ROUND),
   })
   .strict()
 export type Commit = z.infer<typeof CommitSchema>

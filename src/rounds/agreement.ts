@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Contribution } from '../store/ledger.js'
 
 /**
@@ -42,4 +43,16 @@ export function chooseFork<T extends ForkCandidate>(candidates: Iterable<T>): T 
     if (!best || c.round > best.round || (c.round === best.round && (c.supporters > best.supporters || (c.supporters === best.supporters && c.base < best.base)))) best = c
   }
   return best
+}
+
+/**
+ * The nodes that train in round `round` on `base` when a swarm bounds its contributors: the k
+ * members with the lowest sha256(round, base, peer id). Each node computes it from the members it
+ * hears; views that differ for a moment only let a few more deltas in, and the votes still decide
+ * one set for everyone. A new base draws a new sample, so every member takes its turn.
+ */
+export function selectContributors(round: number, base: string, members: Iterable<string>, k: number): Set<string> {
+  const ticket = (peer: string) => createHash('sha256').update(`coldfusion-contributors\n${round}\n${base}\n${peer}`).digest('hex')
+  const ranked = [...new Set(members)].map((peer) => ({ peer, t: ticket(peer) })).sort((a, b) => (a.t < b.t ? -1 : a.t > b.t ? 1 : 0))
+  return new Set(ranked.slice(0, k).map((r) => r.peer))
 }

@@ -19,7 +19,7 @@ interface RoundView {
   /** Which delta each announcer announced. */
   announced: Map<string, string>
   votes: Map<string, Contribution[]>
-  commits: Map<string, { hash: string; rule: string; deltas: Contribution[] }>
+  commits: Map<string, { hash: string; rule: string; contributors: number }>
 }
 
 const key = (round: number, base: string): string => `${round}:${base}`
@@ -88,8 +88,8 @@ export class RoundBook {
     for (const id of ids) v.deltas.get(id)?.providers.add(from)
   }
 
-  addCommit(round: number, base: string, from: string, hash: string, rule: string, deltas: Contribution[]): void {
-    this.view(round, base).commits.set(from, { hash, rule, deltas })
+  addCommit(round: number, base: string, from: string, hash: string, rule: string, contributors: number): void {
+    this.view(round, base).commits.set(from, { hash, rule, contributors })
   }
 
   /** Bases announced on for a round, with their announcers. */
@@ -100,11 +100,11 @@ export class RoundBook {
   }
 
   /** Commits heard for a round on any parent, by resulting hash. */
-  commitsOf(round: number): Map<string, { parent: string; rule: string; deltas: Contribution[]; committers: Set<string> }> {
-    const out = new Map<string, { parent: string; rule: string; deltas: Contribution[]; committers: Set<string> }>()
+  commitsOf(round: number): Map<string, { parent: string; rule: string; contributors: number; committers: Set<string> }> {
+    const out = new Map<string, { parent: string; rule: string; contributors: number; committers: Set<string> }>()
     for (const base of this.byRound.get(round) ?? []) {
       for (const [from, c] of this.views.get(key(round, base))!.commits) {
-        const e = out.get(c.hash) ?? { parent: base, rule: c.rule, deltas: c.deltas, committers: new Set<string>() }
+        const e = out.get(c.hash) ?? { parent: base, rule: c.rule, contributors: c.contributors, committers: new Set<string>() }
         e.committers.add(from)
         out.set(c.hash, e)
       }

@@ -10,9 +10,10 @@ import type { Logger } from '../util/log.js'
 import { PayloadError } from '../util/errors.js'
 import { RoundBook } from './book.js'
 import { HolderPicker } from '../p2p/holders.js'
-import { chooseFork, missingVoters, unionOfVotes } from './agreement.js'
+import { chooseFork, missingVoters, selectContributors, unionOfVotes } from './agreement.js'
 import { LineageSync } from './sync.js'
 import { Waker } from './wait.js'
+import { RepeatSchedule } from './repeat.js'
 import type { NodeStatus, Phase } from './status.js'
 import type { NodeMetrics } from '../api/metrics.js'
 
@@ -64,6 +65,7 @@ export interface RunnerDeps {
   log: Logger
   /** Stop taking part after this many committed rounds (keep serving peers). */
   maxRounds?: number
+  /** First repeat period of our own gossip after a change (doubles while unchanged, up to 8x). */
   republishMs?: number
   /** How long a starting node listens for the swarm's position before training. */
   startupListenMs?: number
@@ -73,6 +75,8 @@ export interface RunnerDeps {
 }
 
 class SwitchedBase extends Error {}
+
+type Trained = { trained: Awaited<ReturnType<LocalTrainer['train']>>; deltaId: string }
 
 /**
  * The round loop: train, announce, collect, vote, fuse, commit, repeat. Every step that waits
@@ -92,11 +96,16 @@ export class RoundRunner {
   private myVote?: Vote
   private lastCommit?: Commit
   private republish?: NodeJS.Timeout
+  /** One repeat schedule per kind of own message, so a new vote does not bring the commit's repeats back. */
+  private readonly repeats: Record<'announce' | 'vote' | 'commit', RepeatSchedule>
 
   private readonly sync: LineageSync
 
   constructor(private readonly d: RunnerDeps) {
     this.holders = new HolderPicker(d.peerId)
+    const period = d.republishMs ?? 2000
+    const schedule = () => new RepeatSchedule(period, 8 * period)
+    this.repeats = { announce: schedule(), vote: schedule(), commit: schedule() }
     this.sync = new LineageSync({
       ledger: d.ledger, checkpoints: d.checkpoints, deltas: d.deltas, content: d.content, fusion: d.fusion,
       maxDeltaBytes: d.def.rounds.maxDeltaBytes, rule: d.def.fusion.rule, log: d.log,
@@ -135,7 +144,7 @@ export class RoundRunner {
         this.book.addVote(msg.round, msg.base, from, msg.deltas)
         break
       case 'commit':
-        this.book.addCommit(msg.round, msg.base, from, msg.hash, msg.rule, msg.deltas)
+        this.book.addCommit(msg.round, msg.base, from, msg.hash, msg.rule, msg.contributors)
         this.checkCommit(msg, from)
         break
     }
@@ -143,7 +152,10 @@ export class RoundRunner {
   }
 
   async run(signal: AbortSignal): Promise<void> {
-    this.republish = setInterval(() => void this.republishOwn(), this.d.republishMs ?? 2000)
+    const tick = Math.min(250, this.d.republishMs ?? 2000)
+    this.republish = setInterval(() => void this.republishOwn(), tick)
+    // A peer that just joined the topic has heard nothing yet: repeat soon for it.
+    this.d.gossip.onJoin(() => Object.values(this.repeats).forEach((r) => r.reset()))
     try {
       // A starting node first listens for where the swarm is (restart, late join), so it does
       // not train on a base the swarm has left.
@@ -185,31 +197,16 @@ export class RoundRunner {
     this.updateStatus({ working: round, progress: undefined })
     const rlog = log.child({ round, base: base.slice(0, 12) })
 
-    // 1. Train locally on the current base.
-    this.setPhase('training')
-    rlog.info('round started: training on local data')
-    let logged = 0
-    const trained = await this.d.trainer.train(this.base, round, (step, total) => {
-      this.updateStatus({ progress: { step, total } })
-      this.d.metrics?.trainingStep(step, def.training.batchSize)
-      // Progress in the log at each quarter, for nodes run without a terminal.
-      const quarter = Math.floor((4 * step) / total)
-      if (quarter > logged) {
-        logged = quarter
-        rlog.info({ step, total }, 'training')
-      }
-    }, signal)
-    const delta = subtractBody(trained.body, this.base)
-    const payload = this.d.fusion.encodeDelta(delta, { round, baseHash: base, examples: trained.examples })
-    const deltaId = await this.d.deltas.put(payload)
-    rlog.info({ deltaId: deltaId.slice(0, 12), bytes: payload.length, loss: trained.loss, seconds: trained.seconds, evalBefore: trained.evalBefore, evalLocal: trained.evalLocal }, 'trained; announcing delta')
-    const own: Contribution = { id: deltaId, peer: this.d.peerId, examples: trained.examples }
-    this.book.addAnnounce(round, base, own, payload.length, this.d.peerId)
-    this.myAnnounce = {
-      type: 'announce', v: 1, swarm: this.d.swarmId, round, base, deltaId, size: payload.length,
-      examples: trained.examples, addrs: this.d.myAddrs().slice(0, 8), loss: Number.isFinite(trained.loss) ? trained.loss : undefined,
+    // 1. Train locally on the current base, if this node is drawn to (or every node trains).
+    const drawn = this.drawnContributors(round, base)
+    let mine: Trained | undefined
+    if (!drawn || drawn.has(this.d.peerId)) {
+      mine = await this.trainAndAnnounce(round, base, rlog, signal)
+    } else {
+      rlog.info({ drawn: drawn.size }, 'round started: not drawn to train this round; collecting the drawn contributors\' deltas')
     }
-    await this.publish(this.myAnnounce)
+    const trained = mine?.trained
+    const deltaId = mine?.deltaId
 
     // 2. Collect the others' deltas until everyone we hear has contributed, or the deadline.
     this.setPhase('collecting')
@@ -219,7 +216,7 @@ export class RoundRunner {
     while (true) {
       const ready = await this.waker.until(() => {
         this.fetchMissing(round, base, signal)
-        return enough() && this.collectComplete(round, base)
+        return enough() && ((drawn !== undefined && this.heldDeltas(round, base).length >= drawn.size) || this.collectComplete(round, base, drawn))
       }, { deadline: collectDeadline, signal, pollMs: 250 })
       if (ready) break
       if (enough()) {
@@ -244,16 +241,19 @@ export class RoundRunner {
     this.setPhase('voting')
     const voteDeadline = Date.now() + def.rounds.voteTimeoutSec * 1000
     this.myVote = { type: 'vote', v: 1, swarm: this.d.swarmId, round, base, deltas: this.heldDeltas(round, base) }
-    await this.publish(this.myVote)
+    await this.publishOwn(this.myVote)
+    let votedAt = Date.now()
     await this.waker.until(() => {
       this.fetchMissing(round, base, signal)
       const union = this.union(round, base)
       const held = new Set(this.heldDeltas(round, base).map((c) => c.id))
       const grown = union.filter((c) => held.has(c.id))
-      if (grown.length > this.myVote!.deltas.length) {
-        // Tell the others what we now hold, so their unions converge on ours.
+      // Tell the others what we now hold, so their unions converge on ours; at most once a
+      // second while fetches complete one by one (each vote is O(N) bytes to every node).
+      if (grown.length > this.myVote!.deltas.length && Date.now() - votedAt >= 1000) {
         this.myVote = { ...this.myVote!, deltas: grown }
-        void this.publish(this.myVote)
+        votedAt = Date.now()
+        void this.publishOwn(this.myVote)
       }
       const voters = new Set(this.book.view(round, base).votes.keys())
       voters.add(this.d.peerId)
@@ -262,6 +262,10 @@ export class RoundRunner {
     const union = this.union(round, base)
     const held = new Set(this.heldDeltas(round, base).map((c) => c.id))
     const final = union.filter((c) => held.has(c.id))
+    if (final.length > this.myVote.deltas.length) {
+      this.myVote = { ...this.myVote, deltas: final }
+      void this.publishOwn(this.myVote)
+    }
     if (final.length < union.length) {
       rlog.warn({ missing: union.filter((c) => !held.has(c.id)).map((c) => c.id.slice(0, 12)) }, 'vote deadline: some voted deltas could not be fetched; fusing without them (divergence, if any, is repaired by fork choice next round)')
     }
@@ -273,11 +277,49 @@ export class RoundRunner {
     // 4. Fuse deterministically and 5. commit.
     this.setPhase('fusing')
     const entry = await this.fuseAndCommit(round, base, final, 'commit', {
-      evalBefore: trained.evalBefore, evalLocal: trained.evalLocal, trainLoss: trained.loss, trainSeconds: trained.seconds,
+      evalBefore: trained?.evalBefore, evalLocal: trained?.evalLocal, trainLoss: trained?.loss, trainSeconds: trained?.seconds,
       contributed: final.some((c) => c.id === deltaId),
     })
-    await this.d.fusion.settleDelta?.(deltaId, final.some((c) => c.id === deltaId))
+    if (deltaId) await this.d.fusion.settleDelta?.(deltaId, final.some((c) => c.id === deltaId))
     rlog.info({ hash: entry.hash.slice(0, 12), contributors: final.length, evalAfter: entry.local?.evalAfter }, 'round committed')
+  }
+
+  /** Train on `base`, store and announce our delta. */
+  private async trainAndAnnounce(round: number, base: string, rlog: Logger, signal: AbortSignal): Promise<Trained> {
+    const { def } = this.d
+    this.setPhase('training')
+    rlog.info('round started: training on local data')
+    let logged = 0
+    const trained = await this.d.trainer.train(this.base, round, (step, total) => {
+      this.updateStatus({ progress: { step, total } })
+      this.d.metrics?.trainingStep(step, def.training.batchSize)
+      // Progress in the log at each quarter, for nodes run without a terminal.
+      const quarter = Math.floor((4 * step) / total)
+      if (quarter > logged) {
+        logged = quarter
+        rlog.info({ step, total }, 'training')
+      }
+    }, signal)
+    const delta = subtractBody(trained.body, this.base)
+    const payload = this.d.fusion.encodeDelta(delta, { round, baseHash: base, examples: trained.examples })
+    const deltaId = await this.d.deltas.put(payload)
+    rlog.info({ deltaId: deltaId.slice(0, 12), bytes: payload.length, loss: trained.loss, seconds: trained.seconds, evalBefore: trained.evalBefore, evalLocal: trained.evalLocal }, 'trained; announcing delta')
+    const own: Contribution = { id: deltaId, peer: this.d.peerId, examples: trained.examples }
+    this.book.addAnnounce(round, base, own, payload.length, this.d.peerId)
+    this.myAnnounce = {
+      type: 'announce', v: 1, swarm: this.d.swarmId, round, base, deltaId, size: payload.length,
+      examples: trained.examples, addrs: this.d.myAddrs().slice(0, 8), loss: Number.isFinite(trained.loss) ? trained.loss : undefined,
+    }
+    await this.publishOwn(this.myAnnounce)
+
+    return { trained, deltaId }
+  }
+
+  /** This round's drawn contributors when the swarm bounds them (undefined: every node trains). */
+  private drawnContributors(round: number, base: string): Set<string> | undefined {
+    const k = this.d.def.rounds.contributorsPerRound
+    if (k === undefined) return undefined
+    return selectContributors(round, base, [this.d.peerId, ...this.d.gossip.members()], k)
   }
 
   private async fuseAndCommit(round: number, parent: string, set: Contribution[], kind: 'commit' | 'switch', local: LocalMetrics): Promise<LedgerEntry> {
@@ -305,16 +347,20 @@ export class RoundRunner {
     this.baseHash = hash
     this.lastCommit = commitOf(this.d.swarmId, entry)
     this.updateStatus({ round, baseHash: hash, lastMetrics: { evalBefore: local.evalBefore, evalLocal: local.evalLocal, evalAfter: local.evalAfter } })
-    await this.publish(this.lastCommit)
+    await this.publishOwn(this.lastCommit)
     return entry
   }
 
-  /** Collect is complete when every swarm member we hear has a verified delta on this base. */
-  private collectComplete(round: number, base: string): boolean {
+  /**
+   * Collect is complete when every swarm member we hear (or, with bounded contributors, every
+   * drawn one) has a verified delta on this base.
+   */
+  private collectComplete(round: number, base: string, drawn?: Set<string>): boolean {
     const view = this.book.view(round, base)
     const held = new Set(this.heldDeltas(round, base).map((c) => c.peer))
     const others = this.book.basesOf(round)
-    for (const member of this.d.gossip.members()) {
+    const members = this.d.gossip.members()
+    for (const member of drawn ? members.filter((m) => drawn.has(m)) : members) {
       if (held.has(member)) continue
       // A member that announced on another base this round will not contribute to ours.
       const elsewhere = [...others].some(([b, announcers]) => b !== base && announcers.has(member))
@@ -394,15 +440,24 @@ export class RoundRunner {
     this.failedFetch.set(id, Date.now() + 1500)
   }
 
-  /** Tell peers which deltas of (round, base) we hold, so they can fetch from us (batched). */
+  /**
+   * Tell peers which deltas of (round, base) we now hold, so they can fetch from us too. The first
+   * of a round goes out at once (early holders spread the load most), later ones at most once a
+   * second, each with only the ids not advertised before (receivers add them up).
+   */
   private advertiseHeld(round: number, base: string): void {
     if (this.haveTimer) return
     this.haveTimer = setTimeout(() => {
       this.haveTimer = undefined
-      const deltas = this.heldDeltas(round, base).map((c) => c.id)
+      const key = `${round}:${base}`
+      if (this.advertised.key !== key) this.advertised = { key, ids: new Set() }
+      const deltas = this.heldDeltas(round, base).map((c) => c.id).filter((id) => !this.advertised.ids.has(id))
+      for (const id of deltas) this.advertised.ids.add(id)
       if (deltas.length > 0) void this.publish({ type: 'have', v: 1, swarm: this.d.swarmId, round, base, deltas })
-    }, 50)
+    }, this.advertised.key === `${round}:${base}` ? 1000 : 50)
   }
+
+  private advertised: { key: string; ids: Set<string> } = { key: '', ids: new Set() }
 
   /**
    * Fork choice: the base the swarm builds on is the one announced for the most advanced round,
@@ -501,11 +556,18 @@ export class RoundRunner {
     }
   }
 
-  /** Repeat our current messages: gossip is best effort, and late joiners need them too. */
+  /** Publish a new own message (announce, vote, commit); its repeats restart from the short period. */
+  private async publishOwn(msg: Announce | Vote | Commit): Promise<void> {
+    this.repeats[msg.type].reset()
+    await this.publish(msg)
+  }
+
+  /** Repeat our current messages that are due: gossip is best effort, and late joiners need them too. */
   private async republishOwn(): Promise<void> {
-    if (this.myAnnounce) await this.publish(this.myAnnounce)
-    if (this.myVote) await this.publish(this.myVote)
-    if (this.lastCommit) await this.publish(this.lastCommit)
+    if (this.myAnnounce && this.repeats.announce.due()) await this.publish(this.myAnnounce)
+    if (this.myVote && this.repeats.vote.due()) await this.publish(this.myVote)
+    // Once we announce on the committed base, the announcement speaks for the commit too.
+    if (this.lastCommit && this.myAnnounce?.base !== this.lastCommit.hash && this.repeats.commit.due()) await this.publish(this.lastCommit)
   }
 
   private setPhase(phase: Phase): void {
@@ -519,7 +581,7 @@ export class RoundRunner {
 }
 
 function commitOf(swarm: string, e: LedgerEntry): Commit {
-  return { type: 'commit', v: 1, swarm, round: e.round, base: e.parent, hash: e.hash, rule: e.rule, deltas: e.deltas }
+  return { type: 'commit', v: 1, swarm, round: e.round, base: e.parent, hash: e.hash, rule: e.rule, contributors: e.deltas.length }
 }
 
 /** The body delta: fine-tuned minus base, per tensor, in float32. */

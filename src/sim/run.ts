@@ -23,6 +23,8 @@ export interface SimOptions {
   steps?: number
   examples?: number
   minContributors?: number
+  /** Nodes drawn to train each round (default every node). */
+  contributorsPerRound?: number
   bootstrapPeers?: number
   timeoutSec?: number
   /** One logger for all nodes (each gets a `node` field); keep it at warn or quieter. */
@@ -93,9 +95,9 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
   const seed = o.seed ?? 'coldfusion-sim'
   const tempDir = o.dir === undefined
   const dir = o.dir ? resolve(o.dir) : await mkdtemp(join(tmpdir(), 'coldfusiond-sim-'))
-  const def = simSwarmDefinition({ nodes: o.nodes, seed, steps: o.steps ?? 2, minContributors: o.minContributors })
+  const def = simSwarmDefinition({ nodes: o.nodes, seed, steps: o.steps ?? 2, minContributors: o.minContributors, contributorsPerRound: o.contributorsPerRound })
   const homes = await writeSimHomes({
-    nodes: o.nodes, dir, seed, steps: o.steps ?? 2, examples: o.examples ?? 60, minContributors: o.minContributors,
+    nodes: o.nodes, dir, seed, steps: o.steps ?? 2, examples: o.examples ?? 60, minContributors: o.minContributors, contributorsPerRound: o.contributorsPerRound,
     bootstrapPeers: o.bootstrapPeers, tag: randomBytes(4).toString('hex'),
   }, def)
 

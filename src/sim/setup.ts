@@ -23,8 +23,10 @@ export interface SimSetup {
   steps: number
   /** Generated examples per node (a fifth held out for the eval metric). */
   examples: number
-  /** Contributors a round needs; default every node, so each round fuses N deltas. */
+  /** Contributors a round needs; default every node (or every drawn one), so each round fuses them all. */
   minContributors?: number
+  /** Nodes drawn to train each round (the swarm's contributorsPerRound); default every node. */
+  contributorsPerRound?: number
   /**
    * Bootstrap peers per node: ring neighbour and chords, the rest learned from announcements.
    * Default: every node dials every earlier one at start, before the CPU is busy training.
@@ -63,14 +65,16 @@ export function tinyModelConfig(): ModelConfig {
 export const TINY_MAX_LENGTH = 16
 
 /** The sim's swarm: the tiny model, every node a contributor, deadlines that grow with N. */
-export function simSwarmDefinition(o: Pick<SimSetup, 'nodes' | 'seed' | 'steps' | 'minContributors'>): SwarmDefinition {
+export function simSwarmDefinition(o: Pick<SimSetup, 'nodes' | 'seed' | 'steps' | 'minContributors' | 'contributorsPerRound'>): SwarmDefinition {
+  const trainers = Math.min(o.nodes, o.contributorsPerRound ?? o.nodes)
   const { def } = createSwarmDefinition({
     name: `sim-${o.nodes}`,
-    minContributors: o.minContributors ?? o.nodes,
+    minContributors: o.minContributors ?? trainers,
+    contributorsPerRound: o.contributorsPerRound,
     stepsPerRound: o.steps,
     batchSize: 8,
     // All nodes train on one CPU, so the last delta of a round comes ~N trainings after the first.
-    collectTimeoutSec: 60 + 3 * o.nodes,
+    collectTimeoutSec: 60 + 3 * trainers,
     voteTimeoutSec: 30 + o.nodes,
     maxLength: TINY_MAX_LENGTH,
   })
