@@ -64,8 +64,9 @@ describe('bench (smoke)', () => {
     assert.equal(figures.propagation_vs_single_transfer.sizes.nodes, 8)
     assert.ok(v('train_step_ms_wasm_b4') > 0 && v('train_step_ms_cpu_b4') > 0)
     assert.ok(v('train_loop_overhead') > -1)
-    // The smoke simulates one 4-node swarm, which must agree.
-    assert.equal(figures.sim_nodes_max.value, 4)
+    // The smoke simulates a 4-node swarm and a 5-node one with 2 drawn contributors; both must agree.
+    assert.equal(figures.sim_nodes_max.value, 5)
+    assert.ok(v('sim_round_seconds_4_nodes') > 0 && v('sim_round_seconds_5_nodes_drawn2') > 0)
     // The download per node in a round is every other node's delta.
     const S = figures.round_download_bytes_per_node_8_nodes.sizes.payload_bytes as number
     assert.equal(v('round_download_bytes_per_node_8_nodes'), 7 * S)
