@@ -198,6 +198,7 @@ export class RoundRunner {
     const rlog = log.child({ round, base: base.slice(0, 12) })
 
     // 1. Train locally on the current base, if this node is drawn to (or every node trains).
+    if (def.rounds.contributorsPerRound !== undefined) await this.settleMembers(signal)
     const drawn = this.drawnContributors(round, base)
     let mine: Trained | undefined
     if (!drawn || drawn.has(this.d.peerId)) {
@@ -313,6 +314,24 @@ export class RoundRunner {
     await this.publishOwn(this.myAnnounce)
 
     return { trained, deltaId }
+  }
+
+  /**
+   * Before a draw, wait (at most 20 s) until the set of members we hear has not changed for 2 s:
+   * a node still connecting at start-up hears only part of the swarm, and drawing from part of
+   * it would make it train when it should not.
+   */
+  private async settleMembers(signal: AbortSignal): Promise<void> {
+    let last = ''
+    let since = Date.now()
+    await this.waker.until(() => {
+      const now = this.d.gossip.members().sort().join(',')
+      if (now !== last) {
+        last = now
+        since = Date.now()
+      }
+      return Date.now() - since >= 2000
+    }, { signal, deadline: Date.now() + 20_000, pollMs: 250 })
   }
 
   /** This round's drawn contributors when the swarm bounds them (undefined: every node trains). */
