@@ -155,7 +155,10 @@ export class RoundRunner {
     const tick = Math.min(250, this.d.republishMs ?? 2000)
     this.republish = setInterval(() => void this.republishOwn(), tick)
     // A peer that just joined the topic has heard nothing yet: repeat soon for it.
-    this.d.gossip.onJoin(() => Object.values(this.repeats).forEach((r) => r.reset()))
+    this.d.gossip.onJoin(() => {
+      this.membersChangedAt = Date.now()
+      Object.values(this.repeats).forEach((r) => r.reset())
+    })
     try {
       // A starting node first listens for where the swarm is (restart, late join), so it does
       // not train on a base the swarm has left.
@@ -317,22 +320,16 @@ export class RoundRunner {
   }
 
   /**
-   * Before a draw, wait (at most 20 s) until the set of members we hear has not changed for 2 s:
+   * Before a draw, wait (at most 20 s) until no peer has joined our topic for 2 s:
    * a node still connecting at start-up hears only part of the swarm, and drawing from part of
    * it would make it train when it should not.
    */
   private async settleMembers(signal: AbortSignal): Promise<void> {
-    let last = ''
-    let since = Date.now()
-    await this.waker.until(() => {
-      const now = this.d.gossip.members().sort().join(',')
-      if (now !== last) {
-        last = now
-        since = Date.now()
-      }
-      return Date.now() - since >= 2000
-    }, { signal, deadline: Date.now() + 20_000, pollMs: 250 })
+    await this.waker.until(() => Date.now() - this.membersChangedAt >= 2000, { signal, deadline: Date.now() + 20_000, pollMs: 250 })
   }
+
+  /** When a peer last joined our topic (a stable view needs no wait before a draw). */
+  private membersChangedAt = Date.now()
 
   /** This round's drawn contributors when the swarm bounds them (undefined: every node trains). */
   private drawnContributors(round: number, base: string): Set<string> | undefined {
