@@ -201,8 +201,7 @@ export class RoundRunner {
     const rlog = log.child({ round, base: base.slice(0, 12) })
 
     // 1. Train locally on the current base, if this node is drawn to (or every node trains).
-    if (def.rounds.contributorsPerRound !== undefined) await this.settleMembers(signal)
-    const drawn = this.drawnContributors(round, base)
+    const drawn = await this.drawnContributors(round, base, signal)
     let mine: Trained | undefined
     if (!drawn || drawn.has(this.d.peerId)) {
       mine = await this.trainAndAnnounce(round, base, rlog, signal)
@@ -220,7 +219,7 @@ export class RoundRunner {
     while (true) {
       const ready = await this.waker.until(() => {
         this.fetchMissing(round, base, signal)
-        return enough() && ((drawn !== undefined && this.heldDeltas(round, base).length >= drawn.size) || this.collectComplete(round, base, drawn))
+        return enough() && this.collectComplete(round, base, drawn)
       }, { deadline: collectDeadline, signal, pollMs: 250 })
       if (ready) break
       if (enough()) {
@@ -319,22 +318,19 @@ export class RoundRunner {
     return { trained, deltaId }
   }
 
-  /**
-   * Before a draw, wait (at most 20 s) until no peer has joined our topic for 2 s:
-   * a node still connecting at start-up hears only part of the swarm, and drawing from part of
-   * it would make it train when it should not.
-   */
-  private async settleMembers(signal: AbortSignal): Promise<void> {
-    await this.waker.until(() => Date.now() - this.membersChangedAt >= 2000, { signal, deadline: Date.now() + 20_000, pollMs: 250 })
-  }
-
   /** When a peer last joined our topic (a stable view needs no wait before a draw). */
   private membersChangedAt = Date.now()
 
-  /** This round's drawn contributors when the swarm bounds them (undefined: every node trains). */
-  private drawnContributors(round: number, base: string): Set<string> | undefined {
+  /**
+   * This round's drawn contributors when the swarm bounds them (undefined: every node trains).
+   * The draw first waits (at most 20 s) until no peer has joined our topic for 2 s: a node still
+   * connecting at start-up hears only part of the swarm, and drawing from part of it would make
+   * it train when it should not.
+   */
+  private async drawnContributors(round: number, base: string, signal: AbortSignal): Promise<Set<string> | undefined> {
     const k = this.d.def.rounds.contributorsPerRound
     if (k === undefined) return undefined
+    await this.waker.until(() => Date.now() - this.membersChangedAt >= 2000, { signal, deadline: Date.now() + 20_000, pollMs: 250 })
     return selectContributors(round, base, [this.d.peerId, ...this.d.gossip.members()], k)
   }
 
@@ -368,12 +364,14 @@ export class RoundRunner {
   }
 
   /**
-   * Collect is complete when every swarm member we hear (or, with bounded contributors, every
-   * drawn one) has a verified delta on this base.
+   * Collect is complete when every swarm member we hear has a verified delta on this base; with
+   * bounded contributors, when we hold as many deltas as were drawn, or one from every drawn member.
    */
   private collectComplete(round: number, base: string, drawn?: Set<string>): boolean {
     const view = this.book.view(round, base)
-    const held = new Set(this.heldDeltas(round, base).map((c) => c.peer))
+    const heldDeltas = this.heldDeltas(round, base)
+    if (drawn && heldDeltas.length >= drawn.size) return true
+    const held = new Set(heldDeltas.map((c) => c.peer))
     const others = this.book.basesOf(round)
     const members = this.d.gossip.members()
     for (const member of drawn ? members.filter((m) => drawn.has(m)) : members) {
