@@ -400,21 +400,18 @@ function openUnchecked(src: PayloadSource, expect: DecodeExpect, checksumVerdict
       } catch (err) {
         throw asPayloadError(err, context)
       }
+      const guard = (f: () => void) => {
+        try {
+          f()
+        } catch (err) {
+          throw asPayloadError(err, context)
+        }
+      }
+      const set = inner.set?.bind(inner)
       return {
-        decode(out, count) {
-          try {
-            inner.decode(out, count)
-          } catch (err) {
-            throw asPayloadError(err, context)
-          }
-        },
-        add(acc, count, w) {
-          try {
-            inner.add(acc, count, w)
-          } catch (err) {
-            throw asPayloadError(err, context)
-          }
-        },
+        decode: (out, count) => guard(() => inner.decode(out, count)),
+        add: (acc, count, w) => guard(() => inner.add(acc, count, w)),
+        set: set && ((acc, count, w) => guard(() => set(acc, count, w))),
       }
     },
   }

@@ -39,23 +39,35 @@ export class FileBytes implements PayloadSource {
   }
 
   read(pos: number, len: number, slot: number): Uint8Array {
-    if (this.fd === undefined) throw new Error(`${this.path} is closed`)
-    if (pos < 0 || len < 0 || pos + len > this.byteLength) throw new PayloadError(`read of ${len} bytes at ${pos} runs past the end of ${this.path} (${this.byteLength} bytes)`, 'truncated')
+    this.check(pos, len)
     let buf: Buffer
     if (slot < 0) buf = Buffer.allocUnsafeSlow(len)
     else {
       buf = this.slots.get(slot) ?? Buffer.alloc(0)
       if (buf.length < len) this.slots.set(slot, (buf = Buffer.allocUnsafeSlow(Math.max(len, buf.length * 2))))
     }
+    const view = new Uint8Array(buf.buffer, buf.byteOffset, len)
+    this.readInto(pos, view)
+    return view
+  }
+
+  /** The bytes at `pos` straight into `dest` (hashed there when in order). */
+  readInto(pos: number, dest: Uint8Array): void {
+    const len = dest.length
+    const fd = this.check(pos, len)
     for (let got = 0; got < len; ) {
-      const n = readSync(this.fd, buf, got, len - got, pos + got)
+      const n = readSync(fd, dest, got, len - got, pos + got)
       if (n === 0) throw new PayloadError(`${this.path} ended after ${pos + got} of ${this.byteLength} bytes`, 'truncated')
       got += n
     }
-    const view = new Uint8Array(buf.buffer, buf.byteOffset, len)
     const at = this.hasher.position
-    if (pos <= at && pos + len > at) this.hasher.update(view.subarray(at - pos))
-    return view
+    if (pos <= at && pos + len > at) this.hasher.update(dest.subarray(at - pos))
+  }
+
+  private check(pos: number, len: number): number {
+    if (this.fd === undefined) throw new Error(`${this.path} is closed`)
+    if (pos < 0 || len < 0 || pos + len > this.byteLength) throw new PayloadError(`read of ${len} bytes at ${pos} runs past the end of ${this.path} (${this.byteLength} bytes)`, 'truncated')
+    return this.fd
   }
 
   /**

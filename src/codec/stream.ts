@@ -38,6 +38,12 @@ class BlockScales {
     this.load(b0, Math.min(this.nb, Math.max(b1, b0 + SCALE_WINDOW)))
   }
 
+  /** Copy the scales of blocks [b0, b1) (made available by ensure) to dest; false if one of them is invalid. */
+  copy(dest: Float32Array, b0: number, b1: number): boolean {
+    dest.set(this.vals.subarray(b0 - this.lo, b1 - this.lo))
+    return this.bad >= b1
+  }
+
   get(b: number): number {
     if (b >= this.bad) {
       const s = this.badScale
@@ -159,10 +165,17 @@ export class Q8Stream implements SectionStream {
     this.pos += count
   }
 
+  set(acc: Float64Array, count: number, w: number): void {
+    const kernel = q8Kernel()
+    if (count > 0 && kernel && acc.buffer === kernel.memory.buffer) return this.addSimd(kernel, acc, count, w, true)
+    acc.fill(0, 0, count)
+    this.add(acc, count, w)
+  }
+
   add(acc: Float64Array, count: number, w: number): void {
     if (count === 0) return
     const kernel = q8Kernel()
-    if (kernel && acc.buffer === kernel.memory.buffer) return this.addSimd(kernel, acc, count, w)
+    if (kernel && acc.buffer === kernel.memory.buffer) return this.addSimd(kernel, acc, count, w, false)
     const q = this.values(count)
     const g0 = this.pos
     const B = this.B
@@ -191,26 +204,47 @@ export class Q8Stream implements SectionStream {
     this.pos += count
   }
 
-  /** The same sums as `add`, by the SIMD kernel, when `acc` lives in the kernel's memory. */
-  private addSimd(kernel: Q8Kernel, acc: Float64Array, count: number, w: number): void {
-    const bytes = this.src.read(this.q0 + this.pos, count, 1)
-    this.scales.ensure(Math.floor(this.pos / this.B), Math.floor((this.pos + count - 1) / this.B) + 1)
-    const area = kernel.qArea()
-    area.set(bytes)
+  /**
+   * The same sums as `add`, by the SIMD kernel, when `acc` lives in the kernel's memory: the
+   * piece's values and scales are put in the kernel's memory and it adds the whole piece. A piece
+   * with anything wrong goes through `fail`, which throws what the JS loop would throw first.
+   */
+  private addSimd(kernel: Q8Kernel, acc: Float64Array, count: number, w: number, set: boolean): void {
+    const g0 = this.pos
+    const B = this.B
+    const q = kernel.qArea(count)
+    if (this.src.readInto) this.src.readInto(this.q0 + g0, q)
+    else q.set(this.src.read(this.q0 + g0, count, 1))
+    const b0 = Math.floor(g0 / B)
+    const b1 = Math.floor((g0 + count - 1) / B) + 1
+    this.scales.ensure(b0, b1)
+    const sc = kernel.scaleArea(b1 - b0)
+    let ok = this.scales.copy(sc, b0, b1)
+    // A zero block must hold only zeros; the kernel adds them (+0 or -0 leave the sum as it is).
+    for (let b = 0; ok && b < sc.length; b++) {
+      if (sc[b] !== 0) continue
+      const end = Math.min(count, (b0 + b + 1) * B - g0)
+      for (let j = Math.max(0, (b0 + b) * B - g0); j < end; j++) if (q[j] !== 0) ok = false
+    }
+    if (!ok || kernel.sum(count, acc, g0 - b0 * B, B, w, set) !== 0) this.fail(q, count)
+    this.pos += count
+  }
+
+  /** The first error of this piece (values `q`), in the JS loop's order. */
+  private fail(q: Uint8Array, count: number): never {
     const g0 = this.pos
     const B = this.B
     for (let i = 0; i < count; ) {
       const b = Math.floor((g0 + i) / B)
       const end = Math.min(count, (b + 1) * B - g0)
       const s = this.scales.get(b)
-      if (s === 0) {
-        for (let j = i; j < end; j++) if (bytes[j] !== 0) zeroBlockValue(b)
-      } else if (kernel.add(area.byteOffset + i, end - i, acc.byteOffset + 8 * i, s, w) !== 0) {
-        for (let j = i; j < end; j++) if (bytes[j] === 0x80) Q8Stream.minus128(g0 + j)
+      for (let j = i; j < end; j++) {
+        if (s === 0 && q[j] !== 0) zeroBlockValue(b)
+        if (q[j] === 0x80) Q8Stream.minus128(g0 + j)
       }
       i = end
     }
-    this.pos += count
+    throw new Error('q8 kernel: a piece was flagged but holds no error')
   }
 }
 
@@ -343,6 +377,12 @@ export function subSource(src: SectionSource, offset: number, len: number): Sect
       if (o < 0 || l < 0 || o + l > len) throw new PayloadError(`read of ${l} bytes at ${o} runs past the section (${len} bytes)`, 'truncated')
       return src.read(offset + o, l, slot)
     },
+    readInto: src.readInto
+      ? (o, dest) => {
+          if (o < 0 || o + dest.length > len) throw new PayloadError(`read of ${dest.length} bytes at ${o} runs past the section (${len} bytes)`, 'truncated')
+          src.readInto!(offset + o, dest)
+        }
+      : undefined,
   }
 }
 
@@ -353,6 +393,9 @@ export function memorySource(bytes: Uint8Array): SectionSource {
     read(o, l) {
       if (o < 0 || l < 0 || o + l > bytes.length) throw new PayloadError(`read of ${l} bytes at ${o} runs past the section (${bytes.length} bytes)`, 'truncated')
       return bytes.subarray(o, o + l)
+    },
+    readInto(o, dest) {
+      dest.set(this.read(o, dest.length, 0))
     },
   }
 }

@@ -84,6 +84,8 @@ export interface SectionSource {
    * same `slot` (0 and 1 are reused buffers; -1 gives fresh memory), and must not be written.
    */
   read(offset: number, len: number, slot: number): Uint8Array
+  /** Optional: the same bytes as read(offset, dest.length), written into `dest` (no buffer of its own in between). */
+  readInto?(offset: number, dest: Uint8Array): void
 }
 
 /**
@@ -95,4 +97,6 @@ export interface SectionStream {
   decode(out: Float32Array, count: number): void
   /** acc[i] += w * value for the next `count` values (float64; w = 1 adds the values as they are). */
   add(acc: Float64Array, count: number, w: number): void
+  /** Optional: acc[i] = 0 + w * value, the same as `add` to zeros without reading acc. */
+  set?(acc: Float64Array, count: number, w: number): void
 }

@@ -1,19 +1,17 @@
 /**
- * A WebAssembly SIMD kernel for the hot loop of fusion with q8 values: for one block run of n
- * int8 values q with scale s, acc[i] += w * f64(f32(q[i]) * s) (one float32 rounding of the
- * exact product, then float64 multiply-add: the very operations of Q8Stream's JS loop, so the
- * sums are bit-identical; wasm floats are IEEE 754 with round-to-nearest on every engine). It
- * returns 1 if some q is -128 (non-canonical; the JS loop then names it).
+ * A WebAssembly SIMD kernel for the hot loop of fusion with q8 values: for a piece of n int8
+ * values q in blocks with scales s, acc[i] += w * f64(f32(q[i]) * s) (one float32 rounding of the
+ * exact product, then float64 multiply-add: the very operations of Q8Stream's JS loop, so the sums
+ * are bit-identical; wasm floats are IEEE 754 with round-to-nearest on every engine). It returns
+ * 1 if some q is -128 (non-canonical; the JS loop then names it). One call covers a whole piece,
+ * block by block, so the cost of crossing into wasm is paid per piece, not per block.
  *
- * The module is assembled here from the instruction list below (no binary is shipped). Its
- * memory holds the fusion accumulator, one piece of q bytes and one piece of the base:
- *   [0, 8 * cap)        float64 accumulator (fuseBySum's, via accumulator)
- *   [8 * cap, 9 * cap)  the current piece's int8 values, copied in by Q8Stream
- *   then cap float32    a piece of the base, finished in place (finish)
- *
- * (func $q8add (param $q i32) (param $n i32) (param $acc i32) (param $s f32) (param $w f64) (result i32)
- *   16 values per step: load, flag -128, sign-extend to 4 x i32x4, convert to f32x4, multiply by
- *   splat(s), promote each half to f64x2, multiply by splat(w), add to acc; then a scalar tail.)
+ * The module is assembled here from the instruction lists below (no binary is shipped). Its
+ * memory holds, for pieces of up to cap values (see layout):
+ *   [0, 8 * cap)             float64 accumulator (fuseBySum's, via accumulator)
+ *   [8 * cap, 12 * cap)      a piece of the base, finished in place (finish)
+ *   [12 * cap, 16 * cap + 4) the piece's block scales
+ *   [16 * cap + 4, ...)      the piece's int8 values
  */
 
 // Value types and opcodes (WebAssembly core and SIMD).
@@ -25,7 +23,7 @@ const op = {
   block: 0x02, loop: 0x03, if: 0x04, end: 0x0b, br: 0x0c, brIf: 0x0d, return: 0x0f,
   localGet: 0x20, localSet: 0x21, localTee: 0x22,
   i32Load8S: 0x2c, f32Load: 0x2a, f64Load: 0x2b, f32Store: 0x38, f64Store: 0x39, i32Const: 0x41,
-  i32Eq: 0x46, i32GtS: 0x4a, i32GeS: 0x4e, i32Add: 0x6a, i32Shl: 0x74,
+  i32Eq: 0x46, i32GtS: 0x4a, i32GeS: 0x4e, i32Add: 0x6a, i32Sub: 0x6b, i32Or: 0x72, i32Shl: 0x74,
   f32Mul: 0x94, f64Add: 0xa0, f64Mul: 0xa2, f64Div: 0xa3, f32ConvertI32S: 0xb2, f32DemoteF64: 0xb6, f64PromoteF32: 0xbb,
 }
 const simd = {
@@ -61,19 +59,26 @@ const memarg = (align: number, offset: number) => [align, ...uleb(offset)]
 const get = (i: number) => [op.localGet, i]
 const set = (i: number) => [op.localSet, i]
 
-// Locals: params 0..4, then i, ap (acc address), k, and v128s: S, W, M (-128 x16), bad, x, lo, hi, f.
-const [Q, N, ACC, S_, W_] = [0, 1, 2, 3, 4]
-const [I, AP, K] = [5, 6, 7]
-const [S, W, M, BAD, X, LO, HI, F] = [8, 9, 10, 11, 12, 13, 14, 15]
+// sum's locals: params 0..6, then i32 i, end, ap, k, bad; f32 s; v128 S, W, M, VBAD, X, LO, HI, F.
+const [Q, N, ACC, SC, OFF, BS, W_] = [0, 1, 2, 3, 4, 5, 6]
+const [I, END, AP, K, BADS, S_] = [7, 8, 9, 10, 11, 12]
+const [S, W, M, BAD, X, LO, HI, F] = [13, 14, 15, 16, 17, 18, 19, 20]
+const f64Zero = [0x44, 0, 0, 0, 0, 0, 0, 0, 0]
 
-/** acc[ap + off .. +32) += w * promote(f32x4.mul(convert(extend(src)), S)), lanes 0-1 then 2-3. */
-function group(src: number, high: boolean, off: number): number[] {
+/** The variants of sum: multiply by w or not (w = 1: w * x is x), add to acc or set it (0 + x: acc's old value unused). */
+interface SumKind {
+  weighted: boolean
+  set: boolean
+}
+
+/** acc[ap + off .. +32) (+)= [w *] promote(f32x4.mul(convert(extend(src)), S)), lanes 0-1 then 2-3. */
+function group(kind: SumKind, src: number, high: boolean, off: number): number[] {
   const halfTo64 = (upper: boolean) => [
     ...get(AP),
-    ...get(AP), ...v(simd.load, ...memarg(3, off + (upper ? 16 : 0))),
+    ...(kind.set ? v(simd.const, ...new Array(16).fill(0)) : [...get(AP), ...v(simd.load, ...memarg(3, off + (upper ? 16 : 0)))]),
     ...get(F),
     ...(upper ? [...get(F), ...v(simd.shuffle, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7)] : []),
-    ...v(simd.f64x2PromoteLowF32x4), ...get(W), ...v(simd.f64x2Mul), ...v(simd.f64x2Add),
+    ...v(simd.f64x2PromoteLowF32x4), ...(kind.weighted ? [...get(W), ...v(simd.f64x2Mul)] : []), ...v(simd.f64x2Add),
     ...v(simd.store, ...memarg(3, off + (upper ? 16 : 0))),
   ]
   return [
@@ -84,53 +89,70 @@ function group(src: number, high: boolean, off: number): number[] {
   ]
 }
 
-function q8addBody(): number[] {
+/**
+ * (func $sum (param $q i32) (param $n i32) (param $acc i32) (param $sc i32) (param $off i32) (param $B i32) (param $w f64) (result i32))
+ *   A piece of n values whose first lies `off` values into its block of B; block scales from $sc.
+ *   Per block run: 16 values per step (load, flag -128, sign-extend, convert, multiply by the
+ *   scale, promote, [multiply by w], add), then a scalar tail. Returns 1 if some q is -128.
+ */
+function sumBody(kind: SumKind): number[] {
+  const accOr0 = kind.set ? f64Zero : [...get(AP), op.f64Load, ...memarg(3, 0)]
   const code = [
-    ...get(S_), ...v(simd.f32x4Splat), ...set(S),
     ...get(W_), ...v(simd.f64x2Splat), ...set(W),
     ...v(simd.const, ...new Array(16).fill(0x80)), ...set(M),
-    // Vector part: while i + 16 <= n.
     op.block, 0x40, op.loop, 0x40,
-    ...get(I), op.i32Const, ...sleb(16), op.i32Add, ...get(N), op.i32GtS, op.brIf, 1,
+    ...get(I), ...get(N), op.i32GeS, op.brIf, 1,
+    // This block's scale, and where its run ends.
+    ...get(SC), op.f32Load, ...memarg(2, 0), op.localTee, S_, ...v(simd.f32x4Splat), ...set(S),
+    ...get(SC), op.i32Const, 4, op.i32Add, ...set(SC),
+    ...get(I), ...get(BS), op.i32Add, ...get(OFF), op.i32Sub, ...set(END),
+    op.i32Const, 0, ...set(OFF),
+    ...get(END), ...get(N), op.i32GtS, op.if, 0x40, ...get(N), ...set(END), op.end,
+    // Vector part: while i + 16 <= end.
+    op.block, 0x40, op.loop, 0x40,
+    ...get(I), op.i32Const, ...sleb(16), op.i32Add, ...get(END), op.i32GtS, op.brIf, 1,
     ...get(Q), ...get(I), op.i32Add, ...v(simd.load, ...memarg(0, 0)), ...set(X),
     ...get(BAD), ...get(X), ...get(M), ...v(simd.i8x16Eq), ...v(simd.or), ...set(BAD),
     ...get(ACC), ...get(I), op.i32Const, ...sleb(3), op.i32Shl, op.i32Add, ...set(AP),
     ...get(X), ...v(simd.i16x8ExtendLowI8x16S), ...set(LO),
     ...get(X), ...v(simd.i16x8ExtendHighI8x16S), ...set(HI),
-    ...group(LO, false, 0), ...group(LO, true, 32), ...group(HI, false, 64), ...group(HI, true, 96),
+    ...group(kind, LO, false, 0), ...group(kind, LO, true, 32), ...group(kind, HI, false, 64), ...group(kind, HI, true, 96),
     ...get(I), op.i32Const, ...sleb(16), op.i32Add, ...set(I),
     op.br, 0, op.end, op.end,
-    // Scalar tail.
+    // Scalar tail of the run.
     op.block, 0x40, op.loop, 0x40,
-    ...get(I), ...get(N), op.i32GeS, op.brIf, 1,
+    ...get(I), ...get(END), op.i32GeS, op.brIf, 1,
     ...get(Q), ...get(I), op.i32Add, op.i32Load8S, ...memarg(0, 0), op.localTee, K,
-    op.i32Const, ...sleb(-128), op.i32Eq, op.if, 0x40, op.i32Const, 1, op.return, op.end,
-    ...get(ACC), ...get(I), op.i32Const, ...sleb(3), op.i32Shl, op.i32Add, op.localTee, AP,
-    ...get(AP), op.f64Load, ...memarg(3, 0),
-    ...get(K), op.f32ConvertI32S, ...get(S_), op.f32Mul, op.f64PromoteF32, ...get(W_), op.f64Mul, op.f64Add,
+    op.i32Const, ...sleb(-128), op.i32Eq, ...get(BADS), op.i32Or, ...set(BADS),
+    ...get(ACC), ...get(I), op.i32Const, ...sleb(3), op.i32Shl, op.i32Add, ...set(AP),
+    ...get(AP), ...accOr0,
+    ...get(K), op.f32ConvertI32S, ...get(S_), op.f32Mul, op.f64PromoteF32, ...(kind.weighted ? [...get(W_), op.f64Mul] : []), op.f64Add,
     op.f64Store, ...memarg(3, 0),
     ...get(I), op.i32Const, 1, op.i32Add, ...set(I),
     op.br, 0, op.end, op.end,
-    ...get(BAD), ...v(simd.anyTrue),
+    op.br, 0, op.end, op.end,
+    ...get(BAD), ...v(simd.anyTrue), ...get(BADS), op.i32Or,
     op.end,
   ]
-  // Two local groups: 3 x i32 (i, ap, k), 8 x v128.
-  return [2, 3, I32, 8, V128, ...code]
+  // Local groups: 5 x i32, 1 x f32, 8 x v128.
+  return [3, 5, I32, 1, F32, 8, V128, ...code]
 }
 
 /**
  * (func $finish (param $acc i32) (param $b i32) (param $n i32) (param $scale f64) (param $div f64))
  *   b[i] = f32(f64(b[i]) + (scale * acc[i]) / div), 4 values per step, then a scalar tail: the
- *   summing rules' finish (fuseBySum), in place on a piece of the base copied in.
+ *   summing rules' finish (fuseBySum), in place on a piece of the base copied in. The `mul`
+ *   variant multiplies by $div instead, for a div that is a power of two: x / 2^k and x * 2^-k are
+ *   both the correctly rounded value of the same real number, so they are the same double.
  */
-function finishBody(): number[] {
+function finishBody(mul: boolean): number[] {
   const [A, B, N, SC, DV] = [0, 1, 2, 3, 4]
   const [I, PA, PB] = [5, 6, 7]
   const [SCV, DVV, BV, LO, HI] = [8, 9, 10, 11, 12]
   const half = (accOff: number, upper: boolean) => [
     ...get(BV), ...(upper ? [...get(BV), ...v(simd.shuffle, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7)] : []),
     ...v(simd.f64x2PromoteLowF32x4),
-    ...get(SCV), ...get(PA), ...v(simd.load, ...memarg(3, accOff)), ...v(simd.f64x2Mul), ...get(DVV), ...v(simd.f64x2Div),
+    ...get(SCV), ...get(PA), ...v(simd.load, ...memarg(3, accOff)), ...v(simd.f64x2Mul), ...get(DVV), ...v(mul ? simd.f64x2Mul : simd.f64x2Div),
     ...v(simd.f64x2Add),
   ]
   const code = [
@@ -154,7 +176,7 @@ function finishBody(): number[] {
     ...get(B), ...get(I), op.i32Const, ...sleb(2), op.i32Shl, op.i32Add, op.localTee, PB,
     ...get(PB), op.f32Load, ...memarg(2, 0), op.f64PromoteF32,
     ...get(SC), ...get(A), ...get(I), op.i32Const, ...sleb(3), op.i32Shl, op.i32Add, op.f64Load, ...memarg(3, 0), op.f64Mul,
-    ...get(DV), op.f64Div, op.f64Add, op.f32DemoteF64,
+    ...get(DV), mul ? op.f64Mul : op.f64Div, op.f64Add, op.f32DemoteF64,
     op.f32Store, ...memarg(2, 0),
     ...get(I), op.i32Const, 1, op.i32Add, ...set(I),
     op.br, 0, op.end, op.end,
@@ -169,58 +191,97 @@ function section(id: number, content: number[]): number[] {
 
 const str = (s: string) => [...uleb(s.length), ...[...s].map((c) => c.charCodeAt(0))]
 
+const SUMS: [string, SumKind][] = [
+  ['sum', { weighted: false, set: false }],
+  ['sumW', { weighted: true, set: false }],
+  ['set', { weighted: false, set: true }],
+  ['setW', { weighted: true, set: true }],
+]
+const FINISHES: [string, boolean][] = [['finishDiv', false], ['finishMul', true]]
+
 function moduleBytes(): Uint8Array<ArrayBuffer> {
-  const add = q8addBody()
-  const finish = finishBody()
+  const bodies = [...SUMS.map(([, k]) => sumBody(k)), ...FINISHES.map(([, mul]) => finishBody(mul))]
+  const names = [...SUMS.map(([n]) => n), ...FINISHES.map(([n]) => n)]
+  const types = [...SUMS.map(() => 0), ...FINISHES.map(() => 1)]
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, [2, 0x60, 5, I32, I32, I32, F32, F64, 1, I32, 0x60, 5, I32, I32, I32, F64, F64, 0]),
-    ...section(3, [2, 0, 1]),
+    ...section(1, [2, 0x60, 7, I32, I32, I32, I32, I32, I32, F64, 1, I32, 0x60, 5, I32, I32, I32, F64, F64, 0]),
+    ...section(3, [types.length, ...types]),
     ...section(5, [1, 0x00, 1]),
-    ...section(7, [3, ...str('mem'), 0x02, 0, ...str('q8add'), 0x00, 0, ...str('finish'), 0x00, 1]),
-    ...section(10, [2, ...uleb(add.length), ...add, ...uleb(finish.length), ...finish]),
+    ...section(7, [1 + names.length, ...str('mem'), 0x02, 0, ...names.flatMap((n, i) => [...str(n), 0x00, i])]),
+    ...section(10, [bodies.length, ...bodies.flatMap((b) => [...uleb(b.length), ...b])]),
   ])
 }
 
 export interface Q8Kernel {
-  /** acc (a view returned by accumulator) += w * fround(q * s) for q at byte `qAt` of the q area; 1 if some q is -128. */
-  add(qAt: number, n: number, accAt: number, s: number, w: number): number
+  /**
+   * acc (a view returned by accumulator) += w * fround(q * scale) for the n values of the q area,
+   * the first `off` values into its block of B, scales from the scale area; with `set`, acc =
+   * 0 + w * value instead (the old content unused). 1 if some q is -128.
+   */
+  sum(n: number, acc: Float64Array, off: number, B: number, w: number, set: boolean): number
   /** Float64 accumulator of `cap` values in the kernel's memory (valid until the next call). */
   accumulator(cap: number): Float64Array
-  /** The q area (cap bytes), right after the accumulator. */
-  qArea(): Uint8Array
-  /** A float32 area of cap values after the q area, for finish. */
+  /** The first n bytes of the q area. */
+  qArea(n: number): Uint8Array
+  /** The first n floats of the scale area. */
+  scaleArea(n: number): Float32Array
+  /** The base area (cap floats), for finish. */
   baseArea(): Float32Array
   /** base[i] = fround(base[i] + (scale * acc[i]) / div) for i < n, on baseArea (fuseBySum's finish). */
-  finish(accAt: number, baseAt: number, n: number, scale: number, div: number): void
+  finish(acc: Float64Array, n: number, scale: number, div: number): void
   readonly memory: WebAssembly.Memory
 }
 
 let kernel: Q8Kernel | null | undefined
 let enabled = true
 
+type SumFn = (q: number, n: number, acc: number, sc: number, off: number, B: number, w: number) => number
+type FinishFn = (acc: number, b: number, n: number, scale: number, div: number) => void
+
+/** 2^-k for div = 2^k (k >= 0, a normal reciprocal), else null. */
+function reciprocalOfPowerOfTwo(div: number): number | null {
+  if (!(div >= 1 && div <= 2 ** 1022)) return null
+  const k = Math.round(Math.log2(div))
+  return 2 ** k === div ? 2 ** -k : null
+}
+
 function instantiate(): Q8Kernel | null {
   try {
     const instance = new WebAssembly.Instance(new WebAssembly.Module(moduleBytes()))
-    const memory = instance.exports.mem as WebAssembly.Memory
-    const add = instance.exports.q8add as Q8Kernel['add']
-    const finish = instance.exports.finish as Q8Kernel['finish']
+    const ex = instance.exports
+    const memory = ex.mem as WebAssembly.Memory
+    const [sum, sumW, setFn, setW] = ['sum', 'sumW', 'set', 'setW'].map((n) => ex[n] as SumFn)
+    const finishDiv = ex.finishDiv as FinishFn
+    const finishMul = ex.finishMul as FinishFn
     let cap = 0
+    const at = () => ({ base: 8 * cap, sc: 12 * cap, q: 16 * cap + 4 })
     return {
       memory,
-      add,
-      finish,
+      sum(n, acc, off, B, w, set) {
+        const a = at()
+        const f = set ? (w === 1 ? setFn : setW) : w === 1 ? sum : sumW
+        return f(a.q, n, acc.byteOffset, a.sc, off, B, w)
+      },
+      finish(acc, n, scale, div) {
+        const r = reciprocalOfPowerOfTwo(div)
+        if (r === null) finishDiv(acc.byteOffset, at().base, n, scale, div)
+        else finishMul(acc.byteOffset, at().base, n, scale, r)
+      },
       accumulator(want: number) {
-        const need = 13 * want + 16
+        const need = 17 * want + 4 + 16
         if (memory.buffer.byteLength < need) memory.grow(Math.ceil((need - memory.buffer.byteLength) / 65536))
         cap = want
         return new Float64Array(memory.buffer, 0, want)
       },
-      qArea() {
-        return new Uint8Array(memory.buffer, 8 * cap, cap)
+      qArea(n) {
+        return new Uint8Array(memory.buffer, at().q, n)
+      },
+      scaleArea(n) {
+        return new Float32Array(memory.buffer, at().sc, n)
       },
       baseArea() {
-        return new Float32Array(memory.buffer, 9 * cap + ((4 - ((9 * cap) % 4)) % 4), cap)
+        return new Float32Array(memory.buffer, at().base, cap)
       },
     }
   } catch {

@@ -46,8 +46,11 @@ export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan:
     const data = new Float32Array(n)
     for (let start = 0; start < n; start += chunk) {
       const count = Math.min(chunk, n - start)
-      acc.fill(0, 0, count)
-      for (let k = 0; k < streams.length; k++) {
+      // The first delta may set the sums (0 + value, the same as adding to zeros) without reading them.
+      const first = adders ? undefined : streams[0]?.set
+      if (first) first.call(streams[0], acc, count, weights[0])
+      else acc.fill(0, 0, count)
+      for (let k = first ? 1 : 0; k < streams.length; k++) {
         if (adders) {
           streams[k].decode(scratch!, count)
           adders[k](acc, scratch!, count)
@@ -59,7 +62,7 @@ export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan:
         // The same arithmetic in SIMD, on a copy of the base's piece in the kernel's memory.
         const area = kernel.baseArea()
         area.set(b.subarray(start, start + count))
-        kernel.finish(acc.byteOffset, area.byteOffset, count, scale, div)
+        kernel.finish(acc, count, scale, div)
         data.set(area.subarray(0, count), start)
       } else {
         for (let i = 0; i < count; i++) data[start + i] = b[start + i] + (scale * acc[i]) / div
