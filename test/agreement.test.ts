@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { chooseFork, missingVoters, selectContributors, unionOfVotes } from '../src/rounds/agreement.js'
 import { RepeatSchedule } from '../src/rounds/repeat.js'
 import { fastMessageId } from '../src/p2p/node.js'
+import { MemberView } from '../src/p2p/members.js'
 import { RoundBook } from '../src/rounds/book.js'
 import { decodeMessage, encodeMessage, MAX_GOSSIP_BYTES, type Announce } from '../src/p2p/messages.js'
 import { PayloadError } from '../src/util/errors.js'
@@ -63,6 +64,23 @@ describe('agreement rules', () => {
     assert.equal(s.due(), false)
     now += 1
     assert.equal(s.due(), true)
+  })
+
+  it('members: direct subscribers, and far authors until their silence outlasts the ttl', () => {
+    let now = 0
+    const v = new MemberView(10_000, () => now)
+    assert.equal(v.heardFrom('far-b'), true, 'first heard: new')
+    assert.equal(v.heardFrom('far-b'), false, 'heard again: not new')
+    v.heardFrom('far-a')
+    assert.deepEqual(v.list(['direct']), ['direct', 'far-a', 'far-b'])
+    now = 8000
+    v.heardFrom('far-a')
+    now = 12_000
+    assert.deepEqual(v.list(['direct']), ['direct', 'far-a'], 'far-b silent for 12 s is gone')
+    assert.equal(v.heardFrom('far-b'), true, 'back after expiry: new again')
+    // A direct peer that disconnects is gone at once, even if it spoke a moment ago.
+    v.forget('far-a')
+    assert.deepEqual(v.list([]), ['far-b'])
   })
 
   it('a fast message id tells copies apart from forgeries without a signature check', () => {

@@ -16,6 +16,13 @@ describe('node config', () => {
     assert.deepEqual(parseNodeConfig(text, 'config.yaml'), c)
   })
 
+  it('maxPeers: 32 by default, kept through render and parse, and a bad value named by line', () => {
+    const c = NodeConfigSchema.parse({ data: { train: 'd.jsonl' } })
+    assert.equal(c.maxPeers, 32)
+    assert.equal(parseNodeConfig(renderNodeConfig({ ...c, maxPeers: 6 }), 'c.yaml').maxPeers, 6)
+    assert.throws(() => parseNodeConfig('data: {train: a.jsonl}\nmaxPeers: 0\n', 'c.yaml'), (err: Error) => err instanceof ConfigError && /c\.yaml:2: maxPeers: /.test(err.message))
+  })
+
   it('names the file, the line and the key of a bad value', () => {
     const text = 'listen:\n  - "/ip4/0.0.0.0/tcp/4001"\nmdns: true\ndata:\n  train: "x.jsonl"\nbackend: quantum\n'
     assert.throws(() => parseNodeConfig(text, 'home/config.yaml'), (err: Error) => {

@@ -120,6 +120,48 @@ describe('holder selection (four real libp2p nodes over TCP)', function () {
     }
   })
 
+  it('prefers a connected holder, and dials a far one only after connectedWaitMs', async () => {
+    const client = served[3]
+    const self = nodes[3].peerId.toString()
+    const connected = (p: string) => nodes[3].getConnections().some((c) => c.remotePeer.toString() === p)
+    const picker = new HolderPicker(self, connected)
+    // A fifth node holds the content too, but the client has only its address, no connection.
+    const far = await createSwarmLibp2p({ privateKey: (await generateKeyPair('Ed25519')) as unknown as PrivateKey, listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], mdns: false })
+    const farContent = new ContentProtocol(far, PROTO, async (_k, id) => store.get(id), silentLogger())
+    await farContent.start()
+    try {
+      await nodes[3].peerStore.merge(far.peerId, { multiaddrs: far.getMultiaddrs() })
+      const farId = far.peerId.toString()
+      const near = nodes[1].peerId.toString()
+      assert.deepEqual(picker.order(ids[0], [farId, near]), [near, farId], 'connected first, even when listed later')
+      // Only the far holder is known at first; a connected one appears while the client waits.
+      const holders = [farId]
+      setTimeout(() => holders.push(near), 300)
+      const got = await picker.fetch(client, 'delta', ids[0], () => holders, 4 * 1024 * 1024, AbortSignal.timeout(30_000), { connectedWaitMs: 10_000 })
+      assert.equal(got.from, near)
+      assert.equal(farContent.stats.served, 0)
+      assert.equal(connected(farId), false, 'no connection was opened to the far holder')
+      // With no connected holder at all, the far one is dialed once the wait is over.
+      const alone = await picker.fetch(client, 'delta', ids[1], () => [farId], 4 * 1024 * 1024, AbortSignal.timeout(30_000), { connectedWaitMs: 200 })
+      assert.equal(alone.from, farId)
+      assert.equal(sha256Hex(alone.bytes), ids[1])
+      assert.equal(farContent.stats.served, 1)
+    } finally {
+      await far.stop()
+    }
+  })
+
+  it("accepts a well-formed 'hello' and rejects bad ones", () => {
+    const swarm = 'ab'.repeat(32)
+    const hello = { type: 'hello', v: 1, swarm, round: 0, base: 'cd'.repeat(32), addrs: ['/memory/x'] }
+    const enc = (m: unknown) => new TextEncoder().encode(JSON.stringify(m))
+    assert.deepEqual(decodeMessage(enc(hello), swarm), hello)
+    for (const bad of [{ ...hello, round: -1 }, { ...hello, base: 'zz' }, { ...hello, addrs: Array(9).fill('/memory/x') }, { ...hello, extra: 1 }]) {
+      assert.throws(() => decodeMessage(enc(bad), swarm), (e: Error) => e instanceof PayloadError)
+    }
+    assert.throws(() => decodeMessage(enc({ ...hello, swarm: 'ef'.repeat(32) }), swarm), (e: Error) => e instanceof PayloadError && e.reason === 'wrong-swarm')
+  })
+
   it('orders tied holders differently on different nodes', () => {
     const holders = Array.from({ length: 8 }, (_, i) => `peer-${i}`)
     const firsts = new Set(Array.from({ length: 16 }, (_, n) => new HolderPicker(`node-${n}`).order(ids[0], holders)[0]))

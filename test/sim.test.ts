@@ -37,6 +37,15 @@ describe('coldfusiond sim (real daemons in one process over the libp2p memory tr
     for (const x of r.rounds) assert.equal(x.contributors, 3, `round ${x.round}: ${x.contributors} contributors`)
   })
 
+  it('a sparse swarm: 10 nodes with at most 3 peers each still draw the same 3 contributors and agree', async () => {
+    const r = await runSim({ nodes: 10, rounds: 2, contributorsPerRound: 3, maxPeers: 3, seed: 'sim-sparse', log: silentLogger(), timeoutSec: 240 })
+    assert.equal(r.agreed, true)
+    assert.equal(r.recomputed, true)
+    // Members beyond a node's peers are known from their gossip, so every node draws the same three.
+    for (const x of r.rounds) assert.equal(x.contributors, 3, `round ${x.round}: ${x.contributors} contributors`)
+    assert.ok(r.transfer.connectionsPerNode < 9, `${r.transfer.connectionsPerNode} connections per node: a full mesh has 9`)
+  })
+
   it('bootstrap chords connect every node, and the exponent fit recovers a power law', () => {
     for (const n of [2, 3, 8, 64]) {
       const adj = Array.from({ length: n }, (_, i) => bootstrapTargets(i, n, 3))

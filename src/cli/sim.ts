@@ -17,7 +17,8 @@ export function registerSim(program: Command): void {
     .option('--examples <n>', 'generated examples per node (a fifth held out)', int('--examples', 10), 60)
     .option('--contributors-per-round <k>', 'draw k nodes to train each round, as a swarm with contributorsPerRound does; the others fetch, vote and fuse (default: every node trains)', int('--contributors-per-round', 1))
     .option('--min-contributors <n>', 'contributors a round needs (default: every node that trains)', int('--min-contributors', 1))
-    .option('--bootstrap-peers <k>', 'bootstrap each node to k ring/chord peers (default: every node dials every earlier one)', int('--bootstrap-peers', 1))
+    .option('--max-peers <k>', 'each node dials peers only while connected to fewer than k (the node setting maxPeers)', int('--max-peers', 1), 8)
+    .option('--bootstrap-peers <k>', 'bootstrap each node to k ring/chord peers (default: half of --max-peers when that bounds the swarm, else every earlier node)', int('--bootstrap-peers', 1))
     .option('--seed <seed>', 'seed of identities, data and the round-0 base (same seed, same hashes)', 'coldfusion-sim')
     .option('--dir <dir>', 'keep the node homes here (default: a temporary directory, removed at the end)')
     .option('--timeout <sec>', 'give up after this many seconds', int('--timeout', 10), 1800)
@@ -30,7 +31,7 @@ export function registerSim(program: Command): void {
       const tty = process.stderr.isTTY
       const r = await runSim({
         nodes: o.nodes, rounds: o.rounds, steps: o.steps, examples: o.examples, minContributors: o.minContributors, contributorsPerRound: o.contributorsPerRound,
-        bootstrapPeers: o.bootstrapPeers, seed: o.seed, dir: o.dir, timeoutSec: o.timeout, log,
+        maxPeers: o.maxPeers, bootstrapPeers: o.bootstrapPeers, seed: o.seed, dir: o.dir, timeoutSec: o.timeout, log,
         onProgress: (p) => {
           if (!tty) return
           const phases = Object.entries(p.phases).map(([k, v]) => `${k} ${v}`).join(', ')

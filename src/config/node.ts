@@ -34,6 +34,12 @@ export const NodeConfigSchema = z
       .default([])
       .describe('Peers dialed at start and redialed until they answer, each /ip4/HOST/tcp/PORT/p2p/PEER_ID (any member of the swarm).'),
     mdns: z.boolean().default(true).describe('Discover and dial peers on the local network with mDNS.'),
+    maxPeers: z
+      .number()
+      .int()
+      .min(1)
+      .default(32)
+      .describe('Dial new peers only while connected to fewer than this many; fetches prefer connected holders. Gossip and deltas still reach every member through the peers in between.'),
     data: z
       .object({
         train: z.string().min(1).describe('Training data: JSONL ({"text", "label"} per line) or CSV/TSV with text and label columns; relative to the home. It never leaves the machine.'),
@@ -102,6 +108,10 @@ bootstrap:${list(c.bootstrap)}
 
 # Discover peers on the local network with mDNS (and dial them).
 mdns: ${c.mdns}
+
+# Dial new peers only while connected to fewer than this many. In a larger swarm each node keeps
+# a few direct peers, and gossip and deltas reach every member through the peers in between.
+maxPeers: ${c.maxPeers}
 
 data:
   # Local training data: JSONL lines {"text": ..., "label": ...}, or CSV/TSV with a header row

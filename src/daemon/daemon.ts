@@ -121,9 +121,10 @@ export class Daemon {
       }, log)
       this.content.meter = telemetry.metrics
       await this.content.start()
-      this.gossip = new SwarmGossip(node, topics, swarmId, log, allow ? new Set(allow) : undefined, this.bans)
+      // A far member's hello repeats at least every 8 repeat periods: four of them missed, it is gone.
+      this.gossip = new SwarmGossip(node, topics, swarmId, log, allow ? new Set(allow) : undefined, this.bans, Math.max(120_000, 32 * (this.o.republishMs ?? 2000)))
       this.gossip.meter = telemetry.metrics
-      this.keeper = new PeerKeeper(node, config.bootstrap, log)
+      this.keeper = new PeerKeeper(node, config.bootstrap, log, config.maxPeers)
       const addrs = (): string[] => node.getMultiaddrs().map((m) => m.toString())
 
       const layoutBase = decodeSafetensors((await checkpoints.get(def.model.base.hash))!, 'genesis').tensors

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerInfo } from '@libp2p/interface'
@@ -6,8 +7,10 @@ import type { Logger } from '../util/log.js'
 
 /**
  * Keeps this node connected to its bootstrap peers and to peers found by mDNS or named in
- * announcements. Peers may start in any order, so dialing retries with backoff instead of
- * giving up after one failure.
+ * announcements, up to `maxPeers` connections: a full mesh costs every node a connection (and a
+ * copy of each gossip message) per member, so large swarms stay a sparse, connected graph and
+ * gossip relays through it. Peers may start in any order, so dialing retries with backoff
+ * instead of giving up after one failure.
  */
 export class PeerKeeper {
   private timer?: NodeJS.Timeout
@@ -18,6 +21,7 @@ export class PeerKeeper {
     private readonly node: SwarmLibp2p,
     private readonly bootstrap: string[],
     private readonly log: Logger,
+    private readonly maxPeers = Infinity,
     private readonly intervalMs = 2000,
   ) {}
 
@@ -65,20 +69,51 @@ export class PeerKeeper {
     this.known.set(id, addrs.map((a) => (a.includes('/p2p/') ? a : `${a}/p2p/${id}`)))
   }
 
+  isConnected(peer: string): boolean {
+    return this.node.getConnections().some((c) => c.remotePeer.toString() === peer)
+  }
+
+  /**
+   * Bootstrap peers first, then the others in an order of their own per node (a hash of both
+   * ids): were every node to dial peers in the order they were learned, the first announcers
+   * would collect the whole swarm's connections.
+   */
+  private dialOrder(): [string, string[]][] {
+    const self = this.node.peerId.toString()
+    const boot = new Set(this.bootstrap.map((a) => multiaddr(a).getPeerId()))
+    const rank = (p: string) => (boot.has(p) ? '0' : '1') + createHash('sha256').update(`${self}\n${p}`).digest('hex')
+    return [...this.known].map(([p, a]) => [rank(p), p, a] as const).sort((x, y) => (x[0] < y[0] ? -1 : 1)).map(([, p, a]) => [p, a])
+  }
+
+  private ticking = false
+
   private async tick(): Promise<void> {
+    // Dials of one tick can outlast the interval: never run two ticks at once.
+    if (this.ticking) return
+    this.ticking = true
+    try {
+      await this.dialSome()
+    } finally {
+      this.ticking = false
+    }
+  }
+
+  private async dialSome(): Promise<void> {
     const connected = new Set(this.connectedPeers())
     const now = Date.now()
-    for (const [peer, addrs] of this.known) {
+    for (const [peer, addrs] of this.dialOrder()) {
       if (connected.has(peer)) {
         this.backoff.delete(peer)
         continue
       }
+      if (connected.size >= this.maxPeers) break
       const b = this.backoff.get(peer) ?? { next: 0, delay: this.intervalMs }
       if (now < b.next) continue
       try {
         await this.node.dial(addrs.map((a) => multiaddr(a)), { signal: AbortSignal.timeout(5000) })
         this.log.info({ peer }, 'connected to peer')
         this.backoff.delete(peer)
+        connected.add(peer)
       } catch (err) {
         // Short cap: a healed partition must reconnect within a round or two, and a failed dial
         // to a known peer is cheap.

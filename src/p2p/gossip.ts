@@ -6,6 +6,7 @@ import { PayloadError } from '../util/errors.js'
 import type { BanList } from './banlist.js'
 import type { Logger } from '../util/log.js'
 import type { TransferMeter } from '../api/metrics.js'
+import { MemberView } from './members.js'
 
 export type GossipHandler = (msg: GossipMessage, from: string) => void
 
@@ -17,6 +18,8 @@ export class SwarmGossip {
   readonly rejected = new Map<string, number>()
   private handler: GossipHandler = () => {}
   private joined: () => void = () => {}
+  private newMember: () => void = () => {}
+  private readonly view: MemberView
   /** Counts gossip bytes by message type, when set (the daemon's metrics). */
   meter?: TransferMeter
 
@@ -28,7 +31,11 @@ export class SwarmGossip {
     /** If set, only messages authored by these peers are accepted (relayed ones included). */
     private readonly authors?: ReadonlySet<string>,
     private readonly bans?: BanList,
-  ) {}
+    /** How long a far member counts after its last message (see MemberView). */
+    memberTtlMs = 120_000,
+  ) {
+    this.view = new MemberView(memberTtlMs)
+  }
 
   start(handler: GossipHandler): void {
     this.handler = handler
@@ -39,6 +46,7 @@ export class SwarmGossip {
     }
     pubsub.addEventListener('message', this.onMessage)
     pubsub.addEventListener('subscription-change', this.onSubscription)
+    this.node.addEventListener('peer:disconnect', this.onDisconnect)
   }
 
   /** Called when a peer subscribes to our announce topic (a new or returning swarm member). */
@@ -46,10 +54,16 @@ export class SwarmGossip {
     this.joined = cb
   }
 
+  /** Called when a member not known before is heard (a direct peer, or the author of relayed gossip). */
+  onNewMember(cb: () => void): void {
+    this.newMember = cb
+  }
+
   stop(): void {
     const pubsub = this.node.services.pubsub
     pubsub.removeEventListener('message', this.onMessage)
     pubsub.removeEventListener('subscription-change', this.onSubscription)
+    this.node.removeEventListener('peer:disconnect', this.onDisconnect)
     for (const topic of [this.topics.announce, this.topics.vote]) {
       pubsub.unsubscribe(topic)
       pubsub.topicValidators.delete(topic)
@@ -64,9 +78,9 @@ export class SwarmGossip {
     return res.recipients.length
   }
 
-  /** Peers subscribed to our announce topic: the swarm members we can currently hear. */
+  /** The swarm members we can hear (not us): peers subscribed to our topic, and authors of recent gossip relayed by them. */
   members(): string[] {
-    return this.node.services.pubsub.getSubscribers(this.topics.announce).map((p) => p.toString())
+    return this.view.list(this.node.services.pubsub.getSubscribers(this.topics.announce).map((p) => p.toString()))
   }
 
   private validate(topic: string, peer: PeerId, msg: Message): TopicValidatorResult {
@@ -98,7 +112,16 @@ export class SwarmGossip {
   }
 
   private readonly onSubscription = (evt: CustomEvent<SubscriptionChangeData>): void => {
-    if (evt.detail.subscriptions.some((s) => s.subscribe && s.topic === this.topics.announce)) this.joined()
+    const change = evt.detail.subscriptions.find((s) => s.topic === this.topics.announce)
+    if (!change) return
+    if (change.subscribe) {
+      this.joined()
+      this.newMember()
+    } else this.view.forget(evt.detail.peerId.toString())
+  }
+
+  private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    this.view.forget(evt.detail.toString())
   }
 
   private readonly onMessage = (evt: CustomEvent<Message>): void => {
@@ -108,7 +131,9 @@ export class SwarmGossip {
     try {
       const m = decodeMessage(msg.data, this.swarmId)
       this.meter?.received(m.type, msg.data.length)
-      this.handler(m, msg.from.toString())
+      const from = msg.from.toString()
+      if (from !== this.node.peerId.toString() && this.view.heardFrom(from)) this.newMember()
+      this.handler(m, from)
     } catch (err) {
       this.log.error({ err }, 'gossip handler failed')
     }

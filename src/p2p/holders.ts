@@ -1,23 +1,34 @@
 import { createHash } from 'node:crypto'
+import { setTimeout as delay } from 'node:timers/promises'
 import type { ContentKind, ContentProtocol } from './fetch.js'
 import { PayloadError } from '../util/errors.js'
 
 /**
  * Which peer to fetch content from. Any peer that holds a content-addressed payload can serve
- * it (the sha256 is checked on arrival), so a node spreads its fetches: the holder with the
- * fewest of this node's fetches in flight first, ties broken by an order that differs per node
- * and per content (a hash of both ids), so that not every node starts at the origin.
+ * it (the sha256 is checked on arrival), so a node spreads its fetches: connected holders
+ * first (a new connection costs a handshake, and in a sparse swarm a neighbour soon holds what
+ * a far author announced), then the holder with the fewest of this node's fetches in flight,
+ * ties broken by an order that differs per node and per content (a hash of both ids), so that
+ * not every node starts at the origin.
  */
 export class HolderPicker {
   private readonly load = new Map<string, number>()
 
-  constructor(private readonly self: string) {}
+  constructor(
+    private readonly self: string,
+    private readonly isConnected: (peer: string) => boolean = () => true,
+  ) {}
 
   /** Candidates for `id`, best first; excludes this node and `skip`. */
   order(id: string, holders: Iterable<string>, skip: ReadonlySet<string> = new Set()): string[] {
     const rank = new Map<string, string>()
-    for (const h of holders) if (h !== this.self && !skip.has(h)) rank.set(h, tieBreak(this.self, id, h))
-    return [...rank.keys()].sort((a, b) => (this.inFlight(a) - this.inFlight(b)) || (rank.get(a)! < rank.get(b)! ? -1 : 1))
+    const far = new Set<string>()
+    for (const h of holders) {
+      if (h === this.self || skip.has(h)) continue
+      rank.set(h, tieBreak(this.self, id, h))
+      if (!this.isConnected(h)) far.add(h)
+    }
+    return [...rank.keys()].sort((a, b) => (Number(far.has(a)) - Number(far.has(b))) || (this.inFlight(a) - this.inFlight(b)) || (rank.get(a)! < rank.get(b)! ? -1 : 1))
   }
 
   inFlight(peer: string): number {
@@ -28,15 +39,21 @@ export class HolderPicker {
    * Fetch `id` from the best holder, falling back to the next on any failure (transfer, or
    * `check` throwing). `holders` is re-read before each attempt, so peers that advertise the
    * content meanwhile are candidates. Resolves with the verified bytes and the peer that served
-   * them; throws the last error when every holder failed.
+   * them; throws the last error when every holder failed. With `connectedWaitMs`, a holder this
+   * node is not connected to is dialed only after that long without a connected one.
    */
   async fetch(content: ContentProtocol, kind: ContentKind, id: string, holders: () => Iterable<string>, maxBytes: number, signal: AbortSignal,
-    opts: { attemptMs?: number; check?: (bytes: Uint8Array) => void; onError?: (peer: string, err: Error) => void } = {}): Promise<{ bytes: Uint8Array; from: string }> {
+    opts: { attemptMs?: number; connectedWaitMs?: number; check?: (bytes: Uint8Array) => void; onError?: (peer: string, err: Error) => void } = {}): Promise<{ bytes: Uint8Array; from: string }> {
     const tried = new Set<string>()
     let last: Error = new PayloadError(`no peer holds ${kind} ${id.slice(0, 12)}`, 'not-found')
+    const dialFarAt = Date.now() + (opts.connectedWaitMs ?? 0)
     while (!signal.aborted) {
       const peer = this.order(id, holders(), tried)[0]
       if (peer === undefined) break
+      if (Date.now() < dialFarAt && !this.isConnected(peer)) {
+        await delay(Math.min(250, dialFarAt - Date.now()), undefined, { signal }).catch(() => undefined)
+        continue
+      }
       tried.add(peer)
       this.load.set(peer, this.inFlight(peer) + 1)
       try {

@@ -78,7 +78,23 @@ export const HaveSchema = z
   .strict()
 export type Have = z.infer<typeof HaveSchema>
 
-export const GossipMessageSchema = z.discriminatedUnion('type', [AnnounceSchema, VoteSchema, CommitSchema, HaveSchema])
+/**
+ * "I am a member, at round `round` on `base`, reachable at `addrs`." Repeated while a node is
+ * idle, so that members beyond its direct peers know of it (and can dial it) before it speaks.
+ */
+export const HelloSchema = z
+  .object({
+    type: z.literal('hello'),
+    v: z.literal(1),
+    swarm: hex64,
+    round: z.number().int().nonnegative(),
+    base: hex64,
+    addrs: z.array(z.string().max(256)).max(8),
+  })
+  .strict()
+export type Hello = z.infer<typeof HelloSchema>
+
+export const GossipMessageSchema = z.discriminatedUnion('type', [AnnounceSchema, VoteSchema, CommitSchema, HaveSchema, HelloSchema])
 export type GossipMessage = z.infer<typeof GossipMessageSchema>
 
 export function encodeMessage(m: GossipMessage): Uint8Array {

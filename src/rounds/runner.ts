@@ -4,7 +4,7 @@ import type { Contribution, Ledger, LedgerEntry, LocalMetrics } from '../store/l
 import type { ContentStore } from '../store/content-store.js'
 import type { ContentProtocol } from '../p2p/fetch.js'
 import type { SwarmGossip } from '../p2p/gossip.js'
-import type { Announce, Commit, GossipMessage, Vote } from '../p2p/messages.js'
+import type { Announce, Commit, GossipMessage, Hello, Vote } from '../p2p/messages.js'
 import type { PeerKeeper } from '../p2p/dialer.js'
 import type { Logger } from '../util/log.js'
 import { PayloadError } from '../util/errors.js'
@@ -97,15 +97,17 @@ export class RoundRunner {
   private lastCommit?: Commit
   private republish?: NodeJS.Timeout
   /** One repeat schedule per kind of own message, so a new vote does not bring the commit's repeats back. */
-  private readonly repeats: Record<'announce' | 'vote' | 'commit', RepeatSchedule>
+  private readonly repeats: Record<'announce' | 'vote' | 'commit' | 'hello', RepeatSchedule>
 
   private readonly sync: LineageSync
 
   constructor(private readonly d: RunnerDeps) {
-    this.holders = new HolderPicker(d.peerId)
+    this.holders = new HolderPicker(d.peerId, (peer) => d.keeper.isConnected(peer))
     const period = d.republishMs ?? 2000
     const schedule = () => new RepeatSchedule(period, 8 * period)
-    this.repeats = { announce: schedule(), vote: schedule(), commit: schedule() }
+    // A hello starts from the default period whatever the swarm's: far members must learn of a
+    // joiner before the next draw.
+    this.repeats = { announce: schedule(), vote: schedule(), commit: schedule(), hello: new RepeatSchedule(Math.min(period, 2000), 8 * period) }
     this.sync = new LineageSync({
       ledger: d.ledger, checkpoints: d.checkpoints, deltas: d.deltas, content: d.content, fusion: d.fusion,
       maxDeltaBytes: d.def.rounds.maxDeltaBytes, rule: d.def.fusion.rule, log: d.log,
@@ -129,6 +131,11 @@ export class RoundRunner {
     this.d.log.debug({ type: msg.type, round: msg.round, from }, 'gossip received')
     if (msg.type === 'have') {
       this.book.addHave(msg.round, msg.base, from, msg.deltas)
+      return
+    }
+    if (msg.type === 'hello') {
+      // Membership is the gossip layer's; here we only learn where the member can be dialed.
+      this.d.keeper.learn(from, msg.addrs)
       return
     }
     this.d.metrics?.heard(msg, from)
@@ -159,6 +166,10 @@ export class RoundRunner {
       this.membersChangedAt = Date.now()
       Object.values(this.repeats).forEach((r) => r.reset())
     })
+    this.d.gossip.onNewMember(() => {
+      this.membersChangedAt = Date.now()
+    })
+    void this.publish(this.hello())
     try {
       // A starting node first listens for where the swarm is (restart, late join), so it does
       // not train on a base the swarm has left.
@@ -323,14 +334,14 @@ export class RoundRunner {
 
   /**
    * This round's drawn contributors when the swarm bounds them (undefined: every node trains).
-   * The draw first waits (at most 20 s) until no peer has joined our topic for 2 s: a node still
+   * The draw first waits (at most 30 s) until no member has been new to us for 5 s: a node still
    * connecting at start-up hears only part of the swarm, and drawing from part of it would make
-   * it train when it should not.
+   * it train when it should not. (With no newcomer, as in most rounds, it does not wait.)
    */
   private async drawnContributors(round: number, base: string, signal: AbortSignal): Promise<Set<string> | undefined> {
     const k = this.d.def.rounds.contributorsPerRound
     if (k === undefined) return undefined
-    await this.waker.until(() => Date.now() - this.membersChangedAt >= 2000, { signal, deadline: Date.now() + 20_000, pollMs: 250 })
+    await this.waker.until(() => Date.now() - this.membersChangedAt >= 5000, { signal, deadline: Date.now() + 30_000, pollMs: 250 })
     return selectContributors(round, base, [this.d.peerId, ...this.d.gossip.members()], k)
   }
 
@@ -437,6 +448,8 @@ export class RoundRunner {
     try {
       const { bytes, from } = await this.holders.fetch(this.d.content, 'delta', id, holders, def.rounds.maxDeltaBytes, signal, {
         attemptMs: 60_000,
+        // In a swarm larger than maxPeers the author may be far; a neighbour that fetched it soon says so.
+        connectedWaitMs: 2000,
         check: (bytes) => this.d.fusion.checkDelta(bytes, { round, baseHash: base }),
         onError: (peer, err) => {
           const bad = err instanceof PayloadError && !['not-found', 'truncated'].includes(err.reason)
@@ -576,8 +589,14 @@ export class RoundRunner {
     await this.publish(msg)
   }
 
+  /** Who we are, where we are, and where to dial us: for members beyond our direct peers. */
+  private hello(): Hello {
+    return { type: 'hello', v: 1, swarm: this.d.swarmId, round: this.d.ledger.headRound(), base: this.baseHash, addrs: this.d.myAddrs().slice(0, 8) }
+  }
+
   /** Repeat our current messages that are due: gossip is best effort, and late joiners need them too. */
   private async republishOwn(): Promise<void> {
+    if (this.repeats.hello.due()) await this.publish(this.hello())
     if (this.myAnnounce && this.repeats.announce.due()) await this.publish(this.myAnnounce)
     if (this.myVote && this.repeats.vote.due()) await this.publish(this.myVote)
     // Once we announce on the committed base, the announcement speaks for the commit too.

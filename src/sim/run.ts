@@ -25,6 +25,8 @@ export interface SimOptions {
   minContributors?: number
   /** Nodes drawn to train each round (default every node). */
   contributorsPerRound?: number
+  /** Each node's maxPeers (default 8). */
+  maxPeers?: number
   bootstrapPeers?: number
   timeoutSec?: number
   /** One logger for all nodes (each gets a `node` field); keep it at warn or quieter. */
@@ -98,7 +100,7 @@ export async function runSim(o: SimOptions): Promise<SimResult> {
   const def = simSwarmDefinition({ nodes: o.nodes, seed, steps: o.steps ?? 2, minContributors: o.minContributors, contributorsPerRound: o.contributorsPerRound })
   const homes = await writeSimHomes({
     nodes: o.nodes, dir, seed, steps: o.steps ?? 2, examples: o.examples ?? 60, minContributors: o.minContributors, contributorsPerRound: o.contributorsPerRound,
-    bootstrapPeers: o.bootstrapPeers, tag: randomBytes(4).toString('hex'),
+    maxPeers: o.maxPeers ?? 8, bootstrapPeers: o.bootstrapPeers, tag: randomBytes(4).toString('hex'),
   }, def)
 
   // The tfjs backend is per process: load it first, so the baseline includes it.

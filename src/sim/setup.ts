@@ -27,9 +27,12 @@ export interface SimSetup {
   minContributors?: number
   /** Nodes drawn to train each round (the swarm's contributorsPerRound); default every node. */
   contributorsPerRound?: number
+  /** Each node's maxPeers: it dials others only while connected to fewer. */
+  maxPeers: number
   /**
    * Bootstrap peers per node: ring neighbour and chords, the rest learned from announcements.
-   * Default: every node dials every earlier one at start, before the CPU is busy training.
+   * Default: when maxPeers bounds the swarm, half of it (each node is also dialed by about as
+   * many), else every earlier node, dialed at start before the CPU is busy training.
    */
   bootstrapPeers?: number
   /** Distinguishes /memory/ addresses of runs sharing a process. */
@@ -128,9 +131,11 @@ export async function writeSimHomes(o: SimSetup, def: SwarmDefinition): Promise<
   }
   for (let i = 0; i < o.nodes; i++) {
     const listen = homes[i].addr.slice(0, homes[i].addr.indexOf('/p2p/'))
-    const targets = o.bootstrapPeers === undefined ? homes.slice(0, i).map((_, j) => j) : bootstrapTargets(i, o.nodes, o.bootstrapPeers)
+    const sparse = o.maxPeers < o.nodes - 1
+    const k = o.bootstrapPeers ?? (sparse ? Math.max(1, Math.floor(o.maxPeers / 2)) : undefined)
+    const targets = k === undefined ? homes.slice(0, i).map((_, j) => j) : bootstrapTargets(i, o.nodes, k)
     await writeNodeConfig(homes[i].home, {
-      listen: [listen], announce: [], bootstrap: targets.map((j) => homes[j].addr), mdns: false,
+      listen: [listen], announce: [], bootstrap: targets.map((j) => homes[j].addr), mdns: false, maxPeers: o.maxPeers,
       data: { train: 'data/train.jsonl', evalFraction: 0.2 }, api: { host: '127.0.0.1', port: 0 }, backend: 'auto', logLevel: 'warn',
     })
   }
