@@ -408,10 +408,16 @@ function openUnchecked(src: PayloadSource, expect: DecodeExpect, checksumVerdict
         }
       }
       const set = inner.set?.bind(inner)
+      const stage = inner.stage?.bind(inner)
+      const check = inner.check?.bind(inner)
+      let ok = true
       return {
         decode: (out, count) => guard(() => inner.decode(out, count)),
         add: (acc, count, w) => guard(() => inner.add(acc, count, w)),
         set: set && ((acc, count, w) => guard(() => set(acc, count, w))),
+        q8Block: inner.q8Block,
+        stage: stage && ((slot, count) => (guard(() => (ok = stage(slot, count))), ok)),
+        check: check && ((slot, count) => guard(() => check(slot, count))),
       }
     },
   }

@@ -122,6 +122,8 @@ export class F32Stream extends DecodingStream {
  */
 export class Q8Stream implements SectionStream {
   private pos = 0
+  /** Where the last staged piece starts. */
+  private staged = 0
   private readonly scales: BlockScales
   private readonly q0: number
 
@@ -204,21 +206,26 @@ export class Q8Stream implements SectionStream {
     this.pos += count
   }
 
+  get q8Block(): number | undefined {
+    return q8Kernel() ? this.B : undefined
+  }
+
   /**
-   * The same sums as `add`, by the SIMD kernel, when `acc` lives in the kernel's memory: the
-   * piece's values and scales are put in the kernel's memory and it adds the whole piece. A piece
-   * with anything wrong goes through `fail`, which throws what the JS loop would throw first.
+   * The next `count` values and their block scales into the kernel's slot `slot`, for its `fuse`.
+   * False if the piece holds an error, which `check(slot, count)` then throws.
    */
-  private addSimd(kernel: Q8Kernel, acc: Float64Array, count: number, w: number, set: boolean): void {
+  stage(slot: number, count: number): boolean {
+    const kernel = q8Kernel()!
     const g0 = this.pos
     const B = this.B
-    const q = kernel.qArea(count)
+    const q = kernel.slotQ(slot, count)
     if (this.src.readInto) this.src.readInto(this.q0 + g0, q)
     else q.set(this.src.read(this.q0 + g0, count, 1))
+    if (count === 0) return true
     const b0 = Math.floor(g0 / B)
     const b1 = Math.floor((g0 + count - 1) / B) + 1
     this.scales.ensure(b0, b1)
-    const sc = kernel.scaleArea(b1 - b0)
+    const sc = kernel.slotScales(slot, b1 - b0)
     let ok = this.scales.copy(sc, b0, b1)
     // A zero block must hold only zeros; the kernel adds them (+0 or -0 leave the sum as it is).
     for (let b = 0; ok && b < sc.length; b++) {
@@ -226,13 +233,15 @@ export class Q8Stream implements SectionStream {
       const end = Math.min(count, (b0 + b + 1) * B - g0)
       for (let j = Math.max(0, (b0 + b) * B - g0); j < end; j++) if (q[j] !== 0) ok = false
     }
-    if (!ok || kernel.sum(count, acc, g0 - b0 * B, B, w, set) !== 0) this.fail(q, count)
+    this.staged = g0
     this.pos += count
+    return ok
   }
 
-  /** The first error of this piece (values `q`), in the JS loop's order. */
-  private fail(q: Uint8Array, count: number): never {
-    const g0 = this.pos
+  /** Throws the first error of the piece staged in `slot`, in the JS loop's order; returns if there is none. */
+  check(slot: number, count: number): void {
+    const q = q8Kernel()!.slotQ(slot, count)
+    const g0 = this.staged
     const B = this.B
     for (let i = 0; i < count; ) {
       const b = Math.floor((g0 + i) / B)
@@ -244,7 +253,16 @@ export class Q8Stream implements SectionStream {
       }
       i = end
     }
-    throw new Error('q8 kernel: a piece was flagged but holds no error')
+  }
+
+  /** The same sums as `add`, by the SIMD kernel, when `acc` lives in the kernel's memory. */
+  private addSimd(kernel: Q8Kernel, acc: Float64Array, count: number, w: number, set: boolean): void {
+    const ok = this.stage(0, count)
+    const off = this.staged - Math.floor(this.staged / this.B) * this.B
+    if (!ok || kernel.sum(count, acc, off, this.B, w, set) !== 0) {
+      this.check(0, count)
+      throw new Error('q8 kernel: a piece was flagged but holds no error')
+    }
   }
 }
 

@@ -99,4 +99,12 @@ export interface SectionStream {
   add(acc: Float64Array, count: number, w: number): void
   /** Optional: acc[i] = 0 + w * value, the same as `add` to zeros without reading acc. */
   set?(acc: Float64Array, count: number, w: number): void
+  /**
+   * Built-in q8 streams, for the SIMD kernel's `fuse` (wasm-q8.ts): the block size (undefined
+   * without the kernel); `stage` puts the next `count` values and their scales in the kernel's
+   * slot and returns false if the piece holds an error, which `check` (same slot and count) throws.
+   */
+  readonly q8Block?: number
+  stage?(slot: number, count: number): boolean
+  check?(slot: number, count: number): void
 }

@@ -14,50 +14,8 @@
  *   [16 * cap + 4, ...)      the piece's int8 values
  */
 
-// Value types and opcodes (WebAssembly core and SIMD).
-const I32 = 0x7f
-const F32 = 0x7d
-const F64 = 0x7c
-const V128 = 0x7b
-const op = {
-  block: 0x02, loop: 0x03, if: 0x04, end: 0x0b, br: 0x0c, brIf: 0x0d, return: 0x0f,
-  localGet: 0x20, localSet: 0x21, localTee: 0x22,
-  i32Load8S: 0x2c, f32Load: 0x2a, f64Load: 0x2b, f32Store: 0x38, f64Store: 0x39, i32Const: 0x41,
-  i32Eq: 0x46, i32GtS: 0x4a, i32GeS: 0x4e, i32Add: 0x6a, i32Sub: 0x6b, i32Or: 0x72, i32Shl: 0x74,
-  f32Mul: 0x94, f64Add: 0xa0, f64Mul: 0xa2, f64Div: 0xa3, f32ConvertI32S: 0xb2, f32DemoteF64: 0xb6, f64PromoteF32: 0xbb,
-}
-const simd = {
-  load: 0x00, store: 0x0b, const: 0x0c, shuffle: 0x0d, f32x4Splat: 0x13, f64x2Splat: 0x14,
-  i8x16Eq: 0x23, or: 0x50, anyTrue: 0x53, f32x4DemoteF64x2Zero: 0x5e, f64x2PromoteLowF32x4: 0x5f,
-  i16x8ExtendLowI8x16S: 0x87, i16x8ExtendHighI8x16S: 0x88, i32x4ExtendLowI16x8S: 0xa7, i32x4ExtendHighI16x8S: 0xa8,
-  f32x4Mul: 0xe6, f64x2Add: 0xf0, f64x2Mul: 0xf2, f64x2Div: 0xf3, f32x4ConvertI32x4S: 0xfa,
-}
-
-function uleb(n: number): number[] {
-  const out: number[] = []
-  do {
-    let b = n & 0x7f
-    n >>>= 7
-    if (n !== 0) b |= 0x80
-    out.push(b)
-  } while (n !== 0)
-  return out
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = []
-  for (;;) {
-    const b = n & 0x7f
-    n >>= 7
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) return [...out, b]
-    out.push(b | 0x80)
-  }
-}
-
-const v = (code: number, ...imm: number[]) => [0xfd, ...uleb(code), ...imm]
-const memarg = (align: number, offset: number) => [align, ...uleb(offset)]
-const get = (i: number) => [op.localGet, i]
-const set = (i: number) => [op.localSet, i]
+import { F32, F64, I32, V128, get, memarg, op, section, set, simd, sleb, str, uleb, v } from './wasm-asm.js'
+import { FUSE_TYPE, fuseBody } from './wasm-q8-fuse.js'
 
 // sum's locals: params 0..6, then i32 i, end, ap, k, bad; f32 s; v128 S, W, M, VBAD, X, LO, HI, F.
 const [Q, N, ACC, SC, OFF, BS, W_] = [0, 1, 2, 3, 4, 5, 6]
@@ -185,12 +143,6 @@ function finishBody(mul: boolean): number[] {
   return [2, 3, I32, 5, V128, ...code]
 }
 
-function section(id: number, content: number[]): number[] {
-  return [id, ...uleb(content.length), ...content]
-}
-
-const str = (s: string) => [...uleb(s.length), ...[...s].map((c) => c.charCodeAt(0))]
-
 const SUMS: [string, SumKind][] = [
   ['sum', { weighted: false, set: false }],
   ['sumW', { weighted: true, set: false }],
@@ -200,12 +152,12 @@ const SUMS: [string, SumKind][] = [
 const FINISHES: [string, boolean][] = [['finishDiv', false], ['finishMul', true]]
 
 function moduleBytes(): Uint8Array<ArrayBuffer> {
-  const bodies = [...SUMS.map(([, k]) => sumBody(k)), ...FINISHES.map(([, mul]) => finishBody(mul))]
-  const names = [...SUMS.map(([n]) => n), ...FINISHES.map(([n]) => n)]
-  const types = [...SUMS.map(() => 0), ...FINISHES.map(() => 1)]
+  const bodies = [...SUMS.map(([, k]) => sumBody(k)), ...FINISHES.map(([, mul]) => finishBody(mul)), fuseBody()]
+  const names = [...SUMS.map(([n]) => n), ...FINISHES.map(([n]) => n), 'fuse']
+  const types = [...SUMS.map(() => 0), ...FINISHES.map(() => 1), 2]
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, [2, 0x60, 7, I32, I32, I32, I32, I32, I32, F64, 1, I32, 0x60, 5, I32, I32, I32, F64, F64, 0]),
+    ...section(1, [3, 0x60, 7, I32, I32, I32, I32, I32, I32, F64, 1, I32, 0x60, 5, I32, I32, I32, F64, F64, 0, ...FUSE_TYPE]),
     ...section(3, [types.length, ...types]),
     ...section(5, [1, 0x00, 1]),
     ...section(7, [1 + names.length, ...str('mem'), 0x02, 0, ...names.flatMap((n, i) => [...str(n), 0x00, i])]),
@@ -213,19 +165,28 @@ function moduleBytes(): Uint8Array<ArrayBuffer> {
   ])
 }
 
+/** Inputs `fuse` takes at once (slots in the kernel's memory); fuseBySum takes more in groups. */
+export const FUSE_INPUTS = 8
+
 export interface Q8Kernel {
   /**
-   * acc (a view returned by accumulator) += w * fround(q * scale) for the n values of the q area,
-   * the first `off` values into its block of B, scales from the scale area; with `set`, acc =
-   * 0 + w * value instead (the old content unused). 1 if some q is -128.
+   * acc (a view returned by accumulator) += w * fround(q * scale) for the n values in slot 0,
+   * the first `off` values into its block of B, scales from slot 0; with `set`, acc = 0 + w *
+   * value instead (the old content unused). 1 if some q is -128.
    */
   sum(n: number, acc: Float64Array, off: number, B: number, w: number, set: boolean): number
-  /** Float64 accumulator of `cap` values in the kernel's memory (valid until the next call). */
+  /**
+   * The same sums for the n values of slots 0 .. inputs-1 (all in blocks of B), one slot after the
+   * other per coordinate, from 0 (`first`) or acc; then, if `last`, the finish on the base area,
+   * else back to acc. 1 if some q is -128.
+   */
+  fuse(n: number, inputs: number, off: number, B: number, weights: readonly number[] | undefined, first: boolean, last: boolean, scale: number, div: number): number
+  /** Float64 accumulator of `cap` values in the kernel's memory; lays out the areas for pieces of up to cap values. */
   accumulator(cap: number): Float64Array
-  /** The first n bytes of the q area. */
-  qArea(n: number): Uint8Array
-  /** The first n floats of the scale area. */
-  scaleArea(n: number): Float32Array
+  /** The first n bytes of slot k's values. */
+  slotQ(k: number, n: number): Uint8Array
+  /** The first n floats of slot k's scales. */
+  slotScales(k: number, n: number): Float32Array
   /** The base area (cap floats), for finish. */
   baseArea(): Float32Array
   /** base[i] = fround(base[i] + (scale * acc[i]) / div) for i < n, on baseArea (fuseBySum's finish). */
@@ -238,12 +199,24 @@ let enabled = true
 
 type SumFn = (q: number, n: number, acc: number, sc: number, off: number, B: number, w: number) => number
 type FinishFn = (acc: number, b: number, n: number, scale: number, div: number) => void
+type FuseFn = (n: number, k: number, off: number, B: number, sc: number, q: number, stride: number, sp: number, acc: number, base: number, flags: number, scale: number, div: number) => number
 
 /** 2^-k for div = 2^k (k >= 0, a normal reciprocal), else null. */
 function reciprocalOfPowerOfTwo(div: number): number | null {
   if (!(div >= 1 && div <= 2 ** 1022)) return null
   const k = Math.round(Math.log2(div))
   return 2 ** k === div ? 2 ** -k : null
+}
+
+const up16 = (x: number) => Math.ceil(x / 16) * 16
+
+/** Where things are for pieces of up to cap values: acc, base, splats (16 bytes per input, scales then weights), then the slots (scales, values). */
+function layout(cap: number) {
+  const sp = up16(12 * cap)
+  const slots = sp + 32 * FUSE_INPUTS
+  const qOff = up16(4 * (cap + 1))
+  const stride = qOff + up16(cap + 16)
+  return { base: 8 * cap, sp, sc: slots, q: slots + qOff, stride, end: slots + FUSE_INPUTS * stride }
 }
 
 function instantiate(): Q8Kernel | null {
@@ -254,34 +227,46 @@ function instantiate(): Q8Kernel | null {
     const [sum, sumW, setFn, setW] = ['sum', 'sumW', 'set', 'setW'].map((n) => ex[n] as SumFn)
     const finishDiv = ex.finishDiv as FinishFn
     const finishMul = ex.finishMul as FinishFn
+    const fuse = ex.fuse as FuseFn
     let cap = 0
-    const at = () => ({ base: 8 * cap, sc: 12 * cap, q: 16 * cap + 4 })
+    let at = layout(0)
     return {
       memory,
       sum(n, acc, off, B, w, set) {
-        const a = at()
         const f = set ? (w === 1 ? setFn : setW) : w === 1 ? sum : sumW
-        return f(a.q, n, acc.byteOffset, a.sc, off, B, w)
+        return f(at.q, n, acc.byteOffset, at.sc, off, B, w)
+      },
+      fuse(n, inputs, off, B, weights, first, last, scale, div) {
+        let flags = (first ? 1 : 0) | (last ? 2 : 0)
+        if (weights?.some((w) => w !== 1)) {
+          flags |= 4
+          const splats = new Float64Array(memory.buffer, at.sp + 16 * FUSE_INPUTS, 2 * inputs)
+          for (let k = 0; k < inputs; k++) splats.fill(weights[k], 2 * k, 2 * k + 2)
+        }
+        const r = last ? reciprocalOfPowerOfTwo(div) : null
+        if (r !== null) flags |= 8
+        return fuse(n, inputs, off, B, at.sc, at.q, at.stride, at.sp, 0, at.base, flags, scale, r ?? div)
       },
       finish(acc, n, scale, div) {
         const r = reciprocalOfPowerOfTwo(div)
-        if (r === null) finishDiv(acc.byteOffset, at().base, n, scale, div)
-        else finishMul(acc.byteOffset, at().base, n, scale, r)
+        if (r === null) finishDiv(acc.byteOffset, at.base, n, scale, div)
+        else finishMul(acc.byteOffset, at.base, n, scale, r)
       },
       accumulator(want: number) {
-        const need = 17 * want + 4 + 16
+        const need = layout(want).end
         if (memory.buffer.byteLength < need) memory.grow(Math.ceil((need - memory.buffer.byteLength) / 65536))
         cap = want
+        at = layout(cap)
         return new Float64Array(memory.buffer, 0, want)
       },
-      qArea(n) {
-        return new Uint8Array(memory.buffer, at().q, n)
+      slotQ(k, n) {
+        return new Uint8Array(memory.buffer, at.q + k * at.stride, n)
       },
-      scaleArea(n) {
-        return new Float32Array(memory.buffer, at().sc, n)
+      slotScales(k, n) {
+        return new Float32Array(memory.buffer, at.sc + k * at.stride, n)
       },
       baseArea() {
-        return new Float32Array(memory.buffer, at().base, cap)
+        return new Float32Array(memory.buffer, at.base, cap)
       },
     }
   } catch {

@@ -1,6 +1,8 @@
+import type { SectionStream } from '../codec/index.js'
+import { FUSE_INPUTS, q8Kernel, type Q8Kernel } from '../codec/wasm-q8.js'
 import { sortedNames, type TensorMap } from '../model/tensors.js'
+import { defaultThreads, outputArrays } from './output.js'
 import type { FusionDelta } from './types.js'
-import { q8Kernel } from '../codec/wasm-q8.js'
 
 /**
  * Coordinates per piece. A piece's float64 sums (512 KiB) stay in cache while every delta's
@@ -28,22 +30,39 @@ export interface SumPlan {
  * then `base + (scale * sum) / div` rounded once to float32. Work goes tensor by tensor, piece
  * by piece (`chunk` coordinates): every delta's piece is added (streamed, fused with decoding
  * where the codec can) into one small accumulator before the next piece. The result does not
- * depend on `chunk`: each coordinate sees the same additions in the same order.
+ * depend on `chunk` or `threads`: each coordinate sees the same additions in the same order.
+ * With threads > 1 a helper thread prepares the new base's arrays (output.ts).
  */
-export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan: SumPlan, chunk = CHUNK): TensorMap {
+export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan: SumPlan, opts: { chunk?: number; threads?: number } = {}): TensorMap {
   const { scale, div } = plan
+  const chunk = opts.chunk ?? CHUNK
   const weights = deltas.map((_, k) => plan.weights?.[k] ?? 1)
   // In the SIMD kernel's memory when there is one, so q8 pieces are added by it (same sums).
   const kernel = q8Kernel()
   const acc = kernel?.accumulator(chunk) ?? new Float64Array(chunk)
   const scratch = plan.adder ? new Float32Array(chunk) : undefined
   const out: TensorMap = new Map()
-  for (const name of sortedNames(base)) {
+  const names = sortedNames(base)
+  const arrays = outputArrays(names.map((name) => base.get(name)!.data.length), opts.threads ?? defaultThreads())
+  try {
+    for (const [index, name] of names.entries()) out.set(name, { shape: [...base.get(name)!.shape], data: sumTensor(index, name) })
+  } finally {
+    arrays.close()
+  }
+  return out
+
+  function sumTensor(index: number, name: string): Float32Array {
     const b = base.get(name)!.data
     const n = b.length
     const streams = deltas.map((d) => d.reader.stream(name))
     const adders = plan.adder ? deltas.map((_, k) => plan.adder!(k, name)) : undefined
-    const data = new Float32Array(n)
+    const data = arrays.take(index)
+    // Every delta q8 in the same blocks: the kernel adds them all per piece, sums in registers.
+    const B = kernel && !adders ? streams[0]?.q8Block : undefined
+    if (B !== undefined && streams.every((s) => s.q8Block === B)) {
+      fuseQ8(kernel!, streams, weights, B, b, data, chunk, scale, div)
+      return data
+    }
     for (let start = 0; start < n; start += chunk) {
       const count = Math.min(chunk, n - start)
       // The first delta may set the sums (0 + value, the same as adding to zeros) without reading them.
@@ -68,7 +87,32 @@ export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan:
         for (let i = 0; i < count; i++) data[start + i] = b[start + i] + (scale * acc[i]) / div
       }
     }
-    out.set(name, { shape: [...base.get(name)!.shape], data })
+    return data
   }
-  return out
+}
+
+/**
+ * fuseBySum's loop for deltas that are all q8 in blocks of B: per piece, up to FUSE_INPUTS deltas
+ * at a time are staged in the kernel's memory and added by one call (the first group from 0, the
+ * last one finishing into the base's piece). The same additions in the same order per coordinate.
+ */
+function fuseQ8(kernel: Q8Kernel, streams: SectionStream[], weights: number[], B: number, b: Float32Array, data: Float32Array, chunk: number, scale: number, div: number): void {
+  const groups: { streams: SectionStream[]; weights: number[] }[] = []
+  for (let g = 0; g < streams.length; g += FUSE_INPUTS) groups.push({ streams: streams.slice(g, g + FUSE_INPUTS), weights: weights.slice(g, g + FUSE_INPUTS) })
+  const area = kernel.baseArea()
+  for (let start = 0; start < b.length; start += chunk) {
+    const count = Math.min(chunk, b.length - start)
+    for (const [g, group] of groups.entries()) {
+      let ok = true
+      for (const [k, s] of group.streams.entries()) ok = s.stage!(k, count) && ok
+      const last = g === groups.length - 1
+      if (last) area.set(b.subarray(start, start + count))
+      if (kernel.fuse(count, group.streams.length, start % B, B, group.weights, g === 0, last, scale, div) !== 0 || !ok) {
+        // Name the first error in delta order, as adding delta by delta would.
+        for (const [k, s] of group.streams.entries()) s.check!(k, count)
+        throw new Error('q8 kernel: a piece was flagged but holds no error')
+      }
+      if (last) data.set(area.subarray(0, count), start)
+    }
+  }
 }

@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { encodeDelta, payloadDigests } from '../src/codec/index.js'
+import { useQ8Kernel } from '../src/codec/wasm-q8.js'
+import { DeltaRejectedError, fuseRound, hashTensors, type DeltaFileInput, type DeltaInput, type FuseOptions } from '../src/fusion/index.js'
+import { encodeSafetensors } from '../src/model/safetensors.js'
+import type { TensorMap } from '../src/model/tensors.js'
+import { mulberry32 } from '../src/data/rng.js'
+import { resealed } from './helpers/payloads.js'
+
+/**
+ * The q8 kernel's paths (every delta of a piece in one call when they share a block size, delta
+ * by delta otherwise) against the JS loop: the same bytes for any piece size, number of deltas
+ * (more than the kernel takes at once), thread count and source, and the same rejection.
+ */
+
+const SHAPES: Record<string, number[]> = {
+  'a.weight': [37, 29],
+  'b.bias': [1],
+  'c.weight': [203, 11],
+  'd.empty': [0, 4],
+  'e.weight': [5000],
+}
+
+function tensors(seed: number, scale: number): TensorMap {
+  const r = mulberry32(seed)
+  const t: TensorMap = new Map()
+  for (const [name, shape] of Object.entries(SHAPES)) {
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1))
+    for (let i = 0; i < data.length; i++) data[i] = (r() * 2 - 1) * scale
+    if (data.length > 400) data.fill(0, 100, 400) // zero-scale blocks
+    t.set(name, { shape, data })
+  }
+  return t
+}
+
+const base = tensors(1, 0.1)
+const baseHash = hashTensors(base)
+const bytesOf = (t: TensorMap) => Buffer.from(encodeSafetensors(t))
+
+function deltas(count: number, blockSize: (k: number) => number, seed = 300): DeltaInput[] {
+  return Array.from({ length: count }, (_, k) => {
+    const examples = 5 + 3 * k
+    const e = encodeDelta(tensors(seed + k, 1e-2 * (1 + (k % 5))), { codec: 'q8-block', blockSize: blockSize(k) }, { round: 3, baseHash, examples })
+    return { id: e.deltaId, payload: e.payload, examples }
+  })
+}
+
+const RULES: [string, Record<string, number>][] = [
+  ['mean', {}],
+  ['weighted-mean', {}],
+  ['task-arithmetic', { scale: 0.7 }],
+  ['dare', { drop: 0.3, scale: 1.5 }],
+]
+
+/** The result bytes, or the rejection as [message, reason, delta id]. */
+function outcome(inputs: (DeltaInput | DeltaFileInput)[], opts: FuseOptions, kernel: boolean): Buffer | string[] {
+  useQ8Kernel(kernel)
+  try {
+    return bytesOf(fuseRound(base, inputs, { baseHash, ...opts }))
+  } catch (err) {
+    assert.ok(err instanceof DeltaRejectedError, (err as Error).stack)
+    return [err.message, err.reason, err.deltaId]
+  } finally {
+    useQ8Kernel(true)
+  }
+}
+
+describe('fusion kernel paths', () => {
+  let dir: string
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'cfd-fusion-kernel-'))
+  })
+  after(() => rmSync(dir, { recursive: true, force: true }))
+
+  const toFiles = (ds: DeltaInput[]): DeltaFileInput[] =>
+    ds.map((d) => {
+      const file = join(dir, `${d.id}.cfd`)
+      writeFileSync(file, d.payload)
+      return { id: d.id, file, examples: d.examples }
+    })
+
+  for (const B of [16, 33, 256]) {
+    it(`blocks of ${B}: the same bytes as the JS loop for any piece size, delta count and thread count`, function () {
+      this.timeout(120_000)
+      for (const n of [1, 3, 8, 11]) {
+        const ds = deltas(n, () => B)
+        for (const [rule, params] of RULES) {
+          const want = outcome(ds, { rule, params }, false)
+          assert.ok(Buffer.isBuffer(want))
+          for (const chunk of [1, 7, 16, 17, 100, 4096, undefined]) {
+            for (const threads of [1, 2]) {
+              assert.ok(want.equals(outcome(ds, { rule, params, chunk, threads }, true) as Buffer), `n ${n}, ${rule}, chunk ${chunk}, threads ${threads}`)
+            }
+          }
+        }
+        assert.ok((outcome(ds, {}, false) as Buffer).equals(outcome(toFiles(ds), { chunk: 50 }, true) as Buffer), `n ${n}, from files`)
+      }
+    })
+  }
+
+  it('deltas with different block sizes (delta by delta) give the same bytes as the JS loop', () => {
+    const ds = deltas(9, (k) => [16, 33, 7][k % 3])
+    for (const [rule, params] of RULES) {
+      const want = outcome(ds, { rule, params }, false) as Buffer
+      for (const chunk of [5, 64, undefined]) assert.ok(want.equals(outcome(ds, { rule, params, chunk }, true) as Buffer), `${rule}, chunk ${chunk}`)
+    }
+  })
+
+  it('damaged values are rejected as the JS loop rejects them, naming the same delta', function () {
+    this.timeout(120_000)
+    const r = mulberry32(4242)
+    let rejections = 0
+    for (let trial = 0; trial < 60; trial++) {
+      const B = [16, 33, 256][trial % 3]
+      const ds = deltas(2 + (trial % 9), () => B, 700 + trial)
+      // Damage one or two deltas: a -128 or a random byte anywhere after the header (values or scales).
+      for (let hit = 0; hit < 1 + (trial % 2); hit++) {
+        const k = Math.floor(r() * ds.length)
+        const p = new Uint8Array(ds[k].payload)
+        const headerEnd = 11 + p[6] + new DataView(p.buffer).getUint32(7 + p[6], true)
+        const at = headerEnd + Math.floor(r() * (p.length - 8 - headerEnd))
+        p[at] = r() < 0.6 ? 0x80 : Math.floor(r() * 256)
+        const bad = resealed(p)
+        ds[k] = { id: payloadDigests(bad).id, payload: bad, examples: ds[k].examples }
+      }
+      const want = outcome(ds, {}, false)
+      if (!Buffer.isBuffer(want)) rejections++
+      const chunk = [1, 16, 100, undefined][trial % 4]
+      for (const threads of [1, 2]) assert.deepEqual(outcome(ds, { chunk, threads }, true), want, `trial ${trial}`)
+    }
+    assert.ok(rejections > 20, `only ${rejections} rejections`)
+  })
+})
