@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,7 +14,7 @@ import { resealed } from './helpers/payloads.js'
 /**
  * The q8 kernel's paths (every delta of a piece in one call when they share a block size, delta
  * by delta otherwise) against the JS loop: the same bytes for any piece size, number of deltas
- * (more than the kernel takes at once), thread count and source, and the same rejection.
+ * (more than the kernel takes at once) and source, and the same rejection.
  */
 
 const SHAPES: Record<string, number[]> = {
@@ -83,7 +84,7 @@ describe('fusion kernel paths', () => {
     })
 
   for (const B of [16, 33, 256]) {
-    it(`blocks of ${B}: the same bytes as the JS loop for any piece size, delta count and thread count`, function () {
+    it(`blocks of ${B}: the same bytes as the JS loop for any piece size and delta count`, function () {
       this.timeout(120_000)
       for (const n of [1, 3, 8, 11]) {
         const ds = deltas(n, () => B)
@@ -91,15 +92,28 @@ describe('fusion kernel paths', () => {
           const want = outcome(ds, { rule, params }, false)
           assert.ok(Buffer.isBuffer(want))
           for (const chunk of [1, 7, 16, 17, 100, 4096, undefined]) {
-            for (const threads of [1, 2]) {
-              assert.ok(want.equals(outcome(ds, { rule, params, chunk, threads }, true) as Buffer), `n ${n}, ${rule}, chunk ${chunk}, threads ${threads}`)
-            }
+            assert.ok(want.equals(outcome(ds, { rule, params, chunk }, true) as Buffer), `n ${n}, ${rule}, chunk ${chunk}`)
           }
         }
         assert.ok((outcome(ds, {}, false) as Buffer).equals(outcome(toFiles(ds), { chunk: 50 }, true) as Buffer), `n ${n}, from files`)
       }
     })
   }
+
+  it('gives the bytes fusion gave before the kernel took whole pieces (hashes recorded from that version)', function () {
+    this.timeout(120_000)
+    const lines: string[] = []
+    for (const B of [16, 33, 256]) {
+      for (const n of [3, 8, 11]) {
+        const ds = deltas(n, () => B)
+        for (const [rule, params] of RULES) {
+          const hashes = new Set([undefined, 16, 100].map((chunk) => hashTensors(fuseRound(base, ds, { baseHash, rule, params, chunk }))))
+          lines.push(`${B} ${n} ${rule}=${[...hashes].join(',')}\n`)
+        }
+      }
+    }
+    assert.equal(createHash('sha256').update(lines.join('')).digest('hex'), 'a8f7af24c4a3c4a51a77f21de77c019ae1a77824e8f50c580cc5d1791d12cf44')
+  })
 
   it('deltas with different block sizes (delta by delta) give the same bytes as the JS loop', () => {
     const ds = deltas(9, (k) => [16, 33, 7][k % 3])
@@ -129,7 +143,7 @@ describe('fusion kernel paths', () => {
       const want = outcome(ds, {}, false)
       if (!Buffer.isBuffer(want)) rejections++
       const chunk = [1, 16, 100, undefined][trial % 4]
-      for (const threads of [1, 2]) assert.deepEqual(outcome(ds, { chunk, threads }, true), want, `trial ${trial}`)
+      assert.deepEqual(outcome(ds, { chunk }, true), want, `trial ${trial}`)
     }
     assert.ok(rejections > 20, `only ${rejections} rejections`)
   })

@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { encodeDelta, openDelta, type CodecSettings } from '../codec/index.js'
-import { CHUNK, defaultThreads, fuseRound, hashTensors, type DeltaFileInput, type DeltaInput } from '../fusion/index.js'
+import { CHUNK, fuseRound, hashTensors, type DeltaFileInput, type DeltaInput } from '../fusion/index.js'
 import type { ModelConfig } from '../model/config.js'
 import { decodeSafetensors, encodeSafetensors } from '../model/safetensors.js'
 import { sha256Hex } from '../util/hash.js'
@@ -34,10 +34,6 @@ export interface FuseResult {
   memcpySeconds: number
   /** fuseRound with the base hash given and ids verified on receipt (`verified`); from disk, each file is hashed as it is read. */
   fuseSeconds: number
-  /** Threads fuseRound used (its default: the available cores). */
-  threads: number
-  /** In memory only: fuseRound on this thread alone (threads: 1). */
-  fuseOneThreadSeconds?: number
   /** Peak RSS of this process (base, result, fusion and, in memory, the payloads), read after the first fusion. */
   peakRssMb: number
   /** In memory only: the one-time id check on receipt (sha256 of every payload), not part of fuseSeconds. */
@@ -131,7 +127,7 @@ async function fuse(job: Extract<FusionJob, { mode: 'fuse' }>): Promise<FuseResu
     fuseSeconds = Math.min(fuseSeconds, best(job.repeats - 1, () => fuseRound(base, files, { baseHash, verified: true })))
     const memcpyB = memcpy(job.repeats)
     const payloadBytes = payloads.reduce((a, p) => a + p.length, 0)
-    return { source: 'disk', deltas: job.deltas, params, payloadBytes, memcpySeconds: Math.min(memcpyA, memcpyB), fuseSeconds, threads: defaultThreads(), peakRssMb }
+    return { source: 'disk', deltas: job.deltas, params, payloadBytes, memcpySeconds: Math.min(memcpyA, memcpyB), fuseSeconds, peakRssMb }
   }
 
   const payloads = await loadPayloads(job.dir, job.deltas)
@@ -157,11 +153,10 @@ async function fuse(job: Extract<FusionJob, { mode: 'fuse' }>): Promise<FuseResu
   const memcpyA = memcpy(job.repeats)
   fuseSeconds = Math.min(fuseSeconds, best(job.repeats - 1, () => fuseRound(base, deltas, { baseHash, verified: true })))
   const fuseUnverifiedSeconds = best(job.repeats, () => fuseRound(base, deltas, { baseHash }))
-  const fuseOneThreadSeconds = best(job.repeats, () => fuseRound(base, deltas, { baseHash, verified: true, threads: 1 }))
   const memcpyB = memcpy(job.repeats)
   return {
     source: 'memory', deltas: job.deltas, params, payloadBytes,
-    memcpySeconds: Math.min(memcpyA, memcpyB), fuseSeconds, threads: defaultThreads(), fuseOneThreadSeconds, peakRssMb,
+    memcpySeconds: Math.min(memcpyA, memcpyB), fuseSeconds, peakRssMb,
     idHashSeconds, fuseUnverifiedSeconds, decodeSeconds, baseHashSeconds, outputTouchSeconds,
   }
 }

@@ -52,7 +52,7 @@ function summarize(o: FusionOptions, made: MakeResult, memory: FuseResult[], dis
   const head = memory[memory.length - 1]
   const dhead = disk[disk.length - 1]
   const payloadMb = made.payloadBytes[0] / MB
-  const sizes = { deltas: head.deltas, params: made.params, tensors: made.tensors, codec: o.codec.codec, layout: `roberta hidden ${o.hidden}, ${o.layers} layers, vocab 50265`, payload_mb: Number(payloadMb.toFixed(2)), threads: head.threads }
+  const sizes = { deltas: head.deltas, params: made.params, tensors: made.tensors, codec: o.codec.codec, layout: `roberta hidden ${o.hidden}, ${o.layers} layers, vocab 50265`, payload_mb: Number(payloadMb.toFixed(2)) }
   const growth = growthPerDelta(disk)
   const memGrowth = growthPerDelta(memory)
   const gb = (bytes: number, s: number) => bytes / s / 1e9
@@ -60,7 +60,6 @@ function summarize(o: FusionOptions, made: MakeResult, memory: FuseResult[], dis
   const figures = {
     fusion_vs_memcpy: fig(ratio(head), 'ratio (memcpy seconds / fusion seconds, same payload bytes)', sizes, 'fusion = fuseRound of payloads in memory, base hash given, ids verified on receipt: decode fused with float64 accumulation, one rounding'),
     fusion_from_disk_vs_memcpy: fig(ratio(dhead), 'ratio (memcpy seconds / fusion seconds)', sizes, "fusion as the daemon runs it: each delta read from its file (page cache) piece by piece, its sha256 and checksum checked as it is read"),
-    fusion_one_thread_vs_memcpy: fig(head.memcpySeconds / head.fuseOneThreadSeconds!, 'ratio', sizes, `as fusion_vs_memcpy on one thread (threads: 1); fusion_vs_memcpy uses ${head.threads} (a helper thread takes the page faults of the new base)`),
     fusion_unverified_vs_memcpy: fig(head.memcpySeconds / head.fuseUnverifiedSeconds!, 'ratio', sizes, 'payloads in memory, ids not verified beforehand: fuseRound hashes each payload once (id and container checksum in one pass)'),
     id_check_vs_memcpy: fig(head.memcpySeconds / head.idHashSeconds!, 'ratio (memcpy seconds / sha256 seconds of the payloads)', sizes, 'the one-time id check on receipt, not part of fusion_vs_memcpy'),
     fusion_seconds: fig(head.fuseSeconds, 's', sizes),
@@ -85,7 +84,7 @@ function summarize(o: FusionOptions, made: MakeResult, memory: FuseResult[], dis
     `Fusion (fuseRound) of N ${o.codec.codec} deltas, ${(made.params / 1e6).toFixed(1)}M params (${sizes.layout}), payload ${payloadMb.toFixed(1)} MiB each`,
     `  ${'N'.padStart(3)} ${'memcpy s'.padStart(9)} ${'memory s'.padStart(9)} ${'ratio'.padStart(7)} ${'disk s'.padStart(9)} ${'ratio'.padStart(7)} ${'id sha256 s'.padStart(12)} ${'decode s'.padStart(9)} ${'RSS mem'.padStart(8)} ${'RSS disk'.padStart(8)}`,
     ...memory.map((m, i) => row(m, disk[i])),
-    `  (RSS in MiB, peak.) Threads: ${head.threads} (one thread: ratio ${(head.memcpySeconds / head.fuseOneThreadSeconds!).toFixed(3)}). Without verified ids: ratio ${(head.memcpySeconds / head.fuseUnverifiedSeconds!).toFixed(3)}; first touch of the new base's memory: ${head.outputTouchSeconds!.toFixed(3)} s; base hash (when not passed): ${head.baseHashSeconds!.toFixed(3)} s; RSS growth per extra delta: ${growth === null ? 'n/a' : growth.toFixed(1)} MiB from disk, ${memGrowth === null ? 'n/a' : memGrowth.toFixed(1)} MiB in memory`,
+    `  (RSS in MiB, peak.) Without verified ids: ratio ${(head.memcpySeconds / head.fuseUnverifiedSeconds!).toFixed(3)}; first touch of the new base's memory: ${head.outputTouchSeconds!.toFixed(3)} s; base hash (when not passed): ${head.baseHashSeconds!.toFixed(3)} s; RSS growth per extra delta: ${growth === null ? 'n/a' : growth.toFixed(1)} MiB from disk, ${memGrowth === null ? 'n/a' : memGrowth.toFixed(1)} MiB in memory`,
   ]
   return { figures, curves: { fusion: [...memory, ...disk] }, table }
 }

@@ -1,7 +1,6 @@
 import type { SectionStream } from '../codec/index.js'
 import { FUSE_INPUTS, q8Kernel, type Q8Kernel } from '../codec/wasm-q8.js'
 import { sortedNames, type TensorMap } from '../model/tensors.js'
-import { defaultThreads, outputArrays } from './output.js'
 import type { FusionDelta } from './types.js'
 
 /**
@@ -30,10 +29,9 @@ export interface SumPlan {
  * then `base + (scale * sum) / div` rounded once to float32. Work goes tensor by tensor, piece
  * by piece (`chunk` coordinates): every delta's piece is added (streamed, fused with decoding
  * where the codec can) into one small accumulator before the next piece. The result does not
- * depend on `chunk` or `threads`: each coordinate sees the same additions in the same order.
- * With threads > 1 a helper thread prepares the new base's arrays (output.ts).
+ * depend on `chunk`: each coordinate sees the same additions in the same order.
  */
-export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan: SumPlan, opts: { chunk?: number; threads?: number } = {}): TensorMap {
+export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan: SumPlan, opts: { chunk?: number } = {}): TensorMap {
   const { scale, div } = plan
   const chunk = opts.chunk ?? CHUNK
   const weights = deltas.map((_, k) => plan.weights?.[k] ?? 1)
@@ -42,21 +40,15 @@ export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan:
   const acc = kernel?.accumulator(chunk) ?? new Float64Array(chunk)
   const scratch = plan.adder ? new Float32Array(chunk) : undefined
   const out: TensorMap = new Map()
-  const names = sortedNames(base)
-  const arrays = outputArrays(names.map((name) => base.get(name)!.data.length), opts.threads ?? defaultThreads())
-  try {
-    for (const [index, name] of names.entries()) out.set(name, { shape: [...base.get(name)!.shape], data: sumTensor(index, name) })
-  } finally {
-    arrays.close()
-  }
+  for (const name of sortedNames(base)) out.set(name, { shape: [...base.get(name)!.shape], data: sumTensor(name) })
   return out
 
-  function sumTensor(index: number, name: string): Float32Array {
+  function sumTensor(name: string): Float32Array {
     const b = base.get(name)!.data
     const n = b.length
     const streams = deltas.map((d) => d.reader.stream(name))
     const adders = plan.adder ? deltas.map((_, k) => plan.adder!(k, name)) : undefined
-    const data = arrays.take(index)
+    const data = new Float32Array(n)
     // Every delta q8 in the same blocks: the kernel adds them all per piece, sums in registers.
     const B = kernel && !adders ? streams[0]?.q8Block : undefined
     if (B !== undefined && streams.every((s) => s.q8Block === B)) {

@@ -47,8 +47,6 @@ export interface FuseOptions {
   verified?: boolean
   /** Coordinates per piece of the streaming rules (default CHUNK); results never depend on it. */
   chunk?: number
-  /** Threads fusion may use (default: the available cores; 1: this thread only); results never depend on it. */
-  threads?: number
 }
 
 /** A delta that cannot be fused; `deltaId` says which, so the caller can drop it and retry. */
@@ -100,7 +98,7 @@ export function fuseRound(base: TensorMap, deltas: readonly (DeltaInput | DeltaF
       }
       inputs.push({ id: d.id, examples: d.examples, meta: reader.meta, reader })
     }
-    const out = runRule(base, inputs, rule, { round: round!, baseHash, params, chunk: opts.chunk, threads: opts.threads }, opts.normBound, files)
+    const out = runRule(base, inputs, rule, { round: round!, baseHash, params, chunk: opts.chunk }, opts.normBound, files)
     // A file changed since it was received must not count: its bytes were hashed as they were read.
     for (const f of files) verifyFile(f)
     return out
@@ -149,7 +147,7 @@ function runRule(
   base: TensorMap,
   inputs: FusionDelta[],
   rule: FusionRule,
-  c: { round: number; baseHash: string; params: FusionParams; chunk?: number; threads?: number },
+  c: { round: number; baseHash: string; params: FusionParams; chunk?: number },
   normBound: NormBound | undefined,
   files: { id: string; bytes: FileBytes }[],
 ): TensorMap {
@@ -161,7 +159,7 @@ function runRule(
       if (fused.length === 0) return new Map([...base].map(([k, t]) => [k, { shape: [...t.shape], data: new Float32Array(t.data) }]))
     }
     const seed = createHash('sha256').update(`coldfusion-fuse\n${rule.id}\n${c.round}\n${c.baseHash}\n${inputs.map((d) => d.id).join('\n')}`).digest('hex')
-    const ctx: FusionContext = { round: c.round, baseHash: c.baseHash, params: c.params, seed, chunk: c.chunk, threads: c.threads }
+    const ctx: FusionContext = { round: c.round, baseHash: c.baseHash, params: c.params, seed, chunk: c.chunk }
     return rule.fuse(base, fused, ctx)
   } catch (err) {
     // Values are checked while being read; name the delta whose tensor failed if we can.

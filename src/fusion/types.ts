@@ -36,8 +36,6 @@ export interface FusionContext {
   readonly seed: string
   /** Coordinates per piece for rules that stream (fuseBySum, fuseCoordinatewise); never changes results. */
   readonly chunk?: number
-  /** Threads fusion may use (default: the available cores); never changes results. */
-  readonly threads?: number
 }
 
 export interface FusionRule {
