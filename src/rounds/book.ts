@@ -92,10 +92,16 @@ export class RoundBook {
     this.view(round, base).commits.set(from, { hash, rule, contributors })
   }
 
-  /** Bases announced on for a round, with their announcers. */
+  /**
+   * Bases built on in a round, each with the peers on it: its announcers and voters (with
+   * bounded contributors most members only vote).
+   */
   basesOf(round: number): Map<string, Set<string>> {
     const out = new Map<string, Set<string>>()
-    for (const base of this.byRound.get(round) ?? []) out.set(base, this.views.get(key(round, base))!.announcers)
+    for (const base of this.byRound.get(round) ?? []) {
+      const v = this.views.get(key(round, base))!
+      out.set(base, new Set([...v.announcers, ...v.votes.keys()]))
+    }
     return out
   }
 

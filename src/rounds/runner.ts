@@ -488,7 +488,7 @@ export class RoundRunner {
 
   /**
    * Fork choice: the base the swarm builds on is the one announced for the most advanced round,
-   * then by the most distinct supporters (announcers, and peers whose last commit produced it),
+   * then by the most distinct supporters (announcers, voters, and peers whose last commit produced it),
    * then the lowest hash. This node counts as a supporter of its own base.
    */
   private swarmHead(): { round: number; base: string; supporters: number; peers: Set<string> } | undefined {
@@ -576,6 +576,7 @@ export class RoundRunner {
   }
 
   private async publish(msg: GossipMessage): Promise<void> {
+    if (msg.type !== 'hello') this.spoke = true
     try {
       await this.d.gossip.publish(msg)
     } catch (err) {
@@ -594,13 +595,21 @@ export class RoundRunner {
     return { type: 'hello', v: 1, swarm: this.d.swarmId, round: this.d.ledger.headRound(), base: this.baseHash, addrs: this.d.myAddrs().slice(0, 8) }
   }
 
+  /** Whether we published anything but a hello since the last hello was due. */
+  private spoke = false
+
   /** Repeat our current messages that are due: gossip is best effort, and late joiners need them too. */
   private async republishOwn(): Promise<void> {
-    if (this.repeats.hello.due()) await this.publish(this.hello())
+    // Any message makes its author known as a member: a hello is for a node with nothing else to say.
+    if (this.repeats.hello.due()) {
+      if (!this.spoke) await this.publish(this.hello())
+      this.spoke = false
+    }
     if (this.myAnnounce && this.repeats.announce.due()) await this.publish(this.myAnnounce)
     if (this.myVote && this.repeats.vote.due()) await this.publish(this.myVote)
-    // Once we announce on the committed base, the announcement speaks for the commit too.
-    if (this.lastCommit && this.myAnnounce?.base !== this.lastCommit.hash && this.repeats.commit.due()) await this.publish(this.lastCommit)
+    // Once we announce or vote on the committed base, that message speaks for the commit too.
+    const onCommitted = this.myAnnounce?.base === this.lastCommit?.hash || this.myVote?.base === this.lastCommit?.hash
+    if (this.lastCommit && !onCommitted && this.repeats.commit.due()) await this.publish(this.lastCommit)
   }
 
   private setPhase(phase: Phase): void {
