@@ -10,8 +10,8 @@ export interface SwarmTopics {
 
 export function swarmTopics(swarmId: string): SwarmTopics {
   return {
-    announce: `/coldfusion/2/${swarmId}/announce/json`,
-    vote: `/coldfusion/2/${swarmId}/vote/json`,
+    announce: `/coldfusion/3/${swarmId}/announce/json`,
+    vote: `/coldfusion/3/${swarmId}/vote/json`,
     fetchProtocol: `/coldfusion/1/${swarmId.slice(0, 32)}/fetch/2.0.0`,
   }
 }
