@@ -400,25 +400,54 @@ function openUnchecked(src: PayloadSource, expect: DecodeExpect, checksumVerdict
       } catch (err) {
         throw asPayloadError(err, context)
       }
-      const guard = (f: () => void) => {
-        try {
-          f()
-        } catch (err) {
-          throw asPayloadError(err, context)
+      // Called per piece: try/catch in place, no closure per call.
+      const fail = (err: unknown) => asPayloadError(err, context)
+      const wrapped: SectionStream = {
+        decode(out, count) {
+          try {
+            inner.decode(out, count)
+          } catch (err) {
+            throw fail(err)
+          }
+        },
+        add(acc, count, w) {
+          try {
+            inner.add(acc, count, w)
+          } catch (err) {
+            throw fail(err)
+          }
+        },
+      }
+      if (inner.set) {
+        wrapped.set = (acc, count, w) => {
+          try {
+            inner.set!(acc, count, w)
+          } catch (err) {
+            throw fail(err)
+          }
         }
       }
-      const set = inner.set?.bind(inner)
-      const stage = inner.stage?.bind(inner)
-      const check = inner.check?.bind(inner)
-      let ok = true
-      return {
-        decode: (out, count) => guard(() => inner.decode(out, count)),
-        add: (acc, count, w) => guard(() => inner.add(acc, count, w)),
-        set: set && ((acc, count, w) => guard(() => set(acc, count, w))),
-        q8Block: inner.q8Block,
-        stage: stage && ((slot, count) => (guard(() => (ok = stage(slot, count))), ok)),
-        check: check && ((slot, count) => guard(() => check(slot, count))),
+      if (inner.q8Block !== undefined && inner.stage && inner.check) {
+        return {
+          ...wrapped,
+          q8Block: inner.q8Block,
+          stage(slot, count) {
+            try {
+              return inner.stage!(slot, count)
+            } catch (err) {
+              throw fail(err)
+            }
+          },
+          check(slot, count) {
+            try {
+              inner.check!(slot, count)
+            } catch (err) {
+              throw fail(err)
+            }
+          },
+        }
       }
+      return wrapped
     },
   }
 }

@@ -47,13 +47,13 @@ export class FileBytes implements PayloadSource {
       if (buf.length < len) this.slots.set(slot, (buf = Buffer.allocUnsafeSlow(Math.max(len, buf.length * 2))))
     }
     const view = new Uint8Array(buf.buffer, buf.byteOffset, len)
-    this.readInto(pos, view)
+    this.readInto(pos, len, view)
     return view
   }
 
-  /** The bytes at `pos` straight into `dest` (hashed there when in order). */
-  readInto(pos: number, dest: Uint8Array): void {
-    const len = dest.length
+  /** `len` bytes at `pos` straight into dest[0, len) (hashed there when in order). */
+  readInto(pos: number, len: number, dest: Uint8Array): void {
+    if (len > dest.length) throw new RangeError(`readInto: ${len} bytes do not fit in ${dest.length}`)
     const fd = this.check(pos, len)
     for (let got = 0; got < len; ) {
       const n = readSync(fd, dest, got, len - got, pos + got)
@@ -61,7 +61,7 @@ export class FileBytes implements PayloadSource {
       got += n
     }
     const at = this.hasher.position
-    if (pos <= at && pos + len > at) this.hasher.update(dest.subarray(at - pos))
+    if (pos <= at && pos + len > at) this.hasher.update(dest.subarray(at - pos, len))
   }
 
   private check(pos: number, len: number): number {

@@ -38,9 +38,10 @@ class BlockScales {
     this.load(b0, Math.min(this.nb, Math.max(b1, b0 + SCALE_WINDOW)))
   }
 
-  /** Copy the scales of blocks [b0, b1) (made available by ensure) to dest; false if one of them is invalid. */
+  /** Copy the scales of blocks [b0, b1) (made available by ensure) to dest[0, b1 - b0); false if one of them is invalid. */
   copy(dest: Float32Array, b0: number, b1: number): boolean {
-    dest.set(this.vals.subarray(b0 - this.lo, b1 - this.lo))
+    const v = this.vals
+    for (let b = b0, at = b0 - this.lo; b < b1; b++) dest[b - b0] = v[at++]
     return this.bad >= b1
   }
 
@@ -218,17 +219,17 @@ export class Q8Stream implements SectionStream {
     const kernel = q8Kernel()!
     const g0 = this.pos
     const B = this.B
-    const q = kernel.slotQ(slot, count)
-    if (this.src.readInto) this.src.readInto(this.q0 + g0, q)
+    const q = kernel.slotQ(slot)
+    if (this.src.readInto) this.src.readInto(this.q0 + g0, count, q)
     else q.set(this.src.read(this.q0 + g0, count, 1))
     if (count === 0) return true
     const b0 = Math.floor(g0 / B)
     const b1 = Math.floor((g0 + count - 1) / B) + 1
     this.scales.ensure(b0, b1)
-    const sc = kernel.slotScales(slot, b1 - b0)
+    const sc = kernel.slotScales(slot)
     let ok = this.scales.copy(sc, b0, b1)
     // A zero block must hold only zeros; the kernel adds them (+0 or -0 leave the sum as it is).
-    for (let b = 0; ok && b < sc.length; b++) {
+    for (let b = 0; ok && b < b1 - b0; b++) {
       if (sc[b] !== 0) continue
       const end = Math.min(count, (b0 + b + 1) * B - g0)
       for (let j = Math.max(0, (b0 + b) * B - g0); j < end; j++) if (q[j] !== 0) ok = false
@@ -240,7 +241,7 @@ export class Q8Stream implements SectionStream {
 
   /** Throws the first error of the piece staged in `slot`, in the JS loop's order; returns if there is none. */
   check(slot: number, count: number): void {
-    const q = q8Kernel()!.slotQ(slot, count)
+    const q = q8Kernel()!.slotQ(slot)
     const g0 = this.staged
     const B = this.B
     for (let i = 0; i < count; ) {
@@ -396,9 +397,9 @@ export function subSource(src: SectionSource, offset: number, len: number): Sect
       return src.read(offset + o, l, slot)
     },
     readInto: src.readInto
-      ? (o, dest) => {
-          if (o < 0 || o + dest.length > len) throw new PayloadError(`read of ${dest.length} bytes at ${o} runs past the section (${len} bytes)`, 'truncated')
-          src.readInto!(offset + o, dest)
+      ? (o, l, dest) => {
+          if (o < 0 || l < 0 || o + l > len) throw new PayloadError(`read of ${l} bytes at ${o} runs past the section (${len} bytes)`, 'truncated')
+          src.readInto!(offset + o, l, dest)
         }
       : undefined,
   }
@@ -412,8 +413,8 @@ export function memorySource(bytes: Uint8Array): SectionSource {
       if (o < 0 || l < 0 || o + l > bytes.length) throw new PayloadError(`read of ${l} bytes at ${o} runs past the section (${bytes.length} bytes)`, 'truncated')
       return bytes.subarray(o, o + l)
     },
-    readInto(o, dest) {
-      dest.set(this.read(o, dest.length, 0))
+    readInto(o, l, dest) {
+      dest.set(this.read(o, l, 0))
     },
   }
 }

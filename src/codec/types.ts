@@ -84,8 +84,8 @@ export interface SectionSource {
    * same `slot` (0 and 1 are reused buffers; -1 gives fresh memory), and must not be written.
    */
   read(offset: number, len: number, slot: number): Uint8Array
-  /** Optional: the same bytes as read(offset, dest.length), written into `dest` (no buffer of its own in between). */
-  readInto?(offset: number, dest: Uint8Array): void
+  /** Optional: the same bytes as read(offset, len), written to dest[0, len) (no buffer of its own in between). */
+  readInto?(offset: number, len: number, dest: Uint8Array): void
 }
 
 /**

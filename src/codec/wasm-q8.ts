@@ -3,15 +3,15 @@
  * values q in blocks with scales s, acc[i] += w * f64(f32(q[i]) * s) (one float32 rounding of the
  * exact product, then float64 multiply-add: the very operations of Q8Stream's JS loop, so the sums
  * are bit-identical; wasm floats are IEEE 754 with round-to-nearest on every engine). It returns
- * 1 if some q is -128 (non-canonical; the JS loop then names it). One call covers a whole piece,
- * block by block, so the cost of crossing into wasm is paid per piece, not per block.
+ * 1 if some q is -128 (non-canonical; the JS loop then names it). `sum` adds one delta's piece,
+ * `fuse` (wasm-q8-fuse.ts) up to FUSE_INPUTS deltas' pieces with the sums in registers.
  *
  * The module is assembled here from the instruction lists below (no binary is shipped). Its
  * memory holds, for pieces of up to cap values (see layout):
- *   [0, 8 * cap)             float64 accumulator (fuseBySum's, via accumulator)
- *   [8 * cap, 12 * cap)      a piece of the base, finished in place (finish)
- *   [12 * cap, 16 * cap + 4) the piece's block scales
- *   [16 * cap + 4, ...)      the piece's int8 values
+ *   [0, 8 * cap)         float64 accumulator (fuseBySum's, via accumulator)
+ *   [8 * cap, 12 * cap)  a piece of the base, finished in place (finish, fuse)
+ *   then                 per input, its scale and weight splats (fuse)
+ *   then                 FUSE_INPUTS slots, each a piece's block scales and int8 values
  */
 
 import { F32, F64, I32, V128, get, memarg, op, section, set, simd, sleb, str, uleb, v } from './wasm-asm.js'
@@ -177,16 +177,16 @@ export interface Q8Kernel {
   sum(n: number, acc: Float64Array, off: number, B: number, w: number, set: boolean): number
   /**
    * The same sums for the n values of slots 0 .. inputs-1 (all in blocks of B), one slot after the
-   * other per coordinate, from 0 (`first`) or acc; then, if `last`, the finish on the base area,
-   * else back to acc. 1 if some q is -128.
+   * other per coordinate, each times its weight if `weights` is given, from 0 (`first`) or acc;
+   * then, if `last`, the finish on the base area, else back to acc. 1 if some q is -128.
    */
   fuse(n: number, inputs: number, off: number, B: number, weights: readonly number[] | undefined, first: boolean, last: boolean, scale: number, div: number): number
   /** Float64 accumulator of `cap` values in the kernel's memory; lays out the areas for pieces of up to cap values. */
   accumulator(cap: number): Float64Array
-  /** The first n bytes of slot k's values. */
-  slotQ(k: number, n: number): Uint8Array
-  /** The first n floats of slot k's scales. */
-  slotScales(k: number, n: number): Float32Array
+  /** Slot k's values area (cap bytes; the same view until accumulator is called again). */
+  slotQ(k: number): Uint8Array
+  /** Slot k's scales area (cap + 1 floats). */
+  slotScales(k: number): Float32Array
   /** The base area (cap floats), for finish. */
   baseArea(): Float32Array
   /** base[i] = fround(base[i] + (scale * acc[i]) / div) for i < n, on baseArea (fuseBySum's finish). */
@@ -230,6 +230,8 @@ function instantiate(): Q8Kernel | null {
     const fuse = ex.fuse as FuseFn
     let cap = 0
     let at = layout(0)
+    let qViews: Uint8Array[] = []
+    let scaleViews: Float32Array[] = []
     return {
       memory,
       sum(n, acc, off, B, w, set) {
@@ -238,7 +240,7 @@ function instantiate(): Q8Kernel | null {
       },
       fuse(n, inputs, off, B, weights, first, last, scale, div) {
         let flags = (first ? 1 : 0) | (last ? 2 : 0)
-        if (weights?.some((w) => w !== 1)) {
+        if (weights) {
           flags |= 4
           const splats = new Float64Array(memory.buffer, at.sp + 16 * FUSE_INPUTS, 2 * inputs)
           for (let k = 0; k < inputs; k++) splats.fill(weights[k], 2 * k, 2 * k + 2)
@@ -257,14 +259,12 @@ function instantiate(): Q8Kernel | null {
         if (memory.buffer.byteLength < need) memory.grow(Math.ceil((need - memory.buffer.byteLength) / 65536))
         cap = want
         at = layout(cap)
+        qViews = Array.from({ length: FUSE_INPUTS }, (_, k) => new Uint8Array(memory.buffer, at.q + k * at.stride, cap))
+        scaleViews = Array.from({ length: FUSE_INPUTS }, (_, k) => new Float32Array(memory.buffer, at.sc + k * at.stride, cap + 1))
         return new Float64Array(memory.buffer, 0, want)
       },
-      slotQ(k, n) {
-        return new Uint8Array(memory.buffer, at.q + k * at.stride, n)
-      },
-      slotScales(k, n) {
-        return new Float32Array(memory.buffer, at.sc + k * at.stride, n)
-      },
+      slotQ: (k) => qViews[k],
+      slotScales: (k) => scaleViews[k],
       baseArea() {
         return new Float32Array(memory.buffer, at.base, cap)
       },

@@ -89,19 +89,24 @@ export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan:
  * last one finishing into the base's piece). The same additions in the same order per coordinate.
  */
 function fuseQ8(kernel: Q8Kernel, streams: SectionStream[], weights: number[], B: number, b: Float32Array, data: Float32Array, chunk: number, scale: number, div: number): void {
-  const groups: { streams: SectionStream[]; weights: number[] }[] = []
-  for (let g = 0; g < streams.length; g += FUSE_INPUTS) groups.push({ streams: streams.slice(g, g + FUSE_INPUTS), weights: weights.slice(g, g + FUSE_INPUTS) })
+  const groups: { streams: SectionStream[]; weights?: number[] }[] = []
+  for (let g = 0; g < streams.length; g += FUSE_INPUTS) {
+    const w = weights.slice(g, g + FUSE_INPUTS)
+    // Weights of 1 need no multiply (1 * x is x).
+    groups.push({ streams: streams.slice(g, g + FUSE_INPUTS), weights: w.some((x) => x !== 1) ? w : undefined })
+  }
   const area = kernel.baseArea()
   for (let start = 0; start < b.length; start += chunk) {
     const count = Math.min(chunk, b.length - start)
-    for (const [g, group] of groups.entries()) {
+    for (let g = 0; g < groups.length; g++) {
+      const group = groups[g].streams
       let ok = true
-      for (const [k, s] of group.streams.entries()) ok = s.stage!(k, count) && ok
+      for (let k = 0; k < group.length; k++) ok = group[k].stage!(k, count) && ok
       const last = g === groups.length - 1
       if (last) area.set(b.subarray(start, start + count))
-      if (kernel.fuse(count, group.streams.length, start % B, B, group.weights, g === 0, last, scale, div) !== 0 || !ok) {
+      if (kernel.fuse(count, group.length, start % B, B, groups[g].weights, g === 0, last, scale, div) !== 0 || !ok) {
         // Name the first error in delta order, as adding delta by delta would.
-        for (const [k, s] of group.streams.entries()) s.check!(k, count)
+        for (let k = 0; k < group.length; k++) group[k].check!(k, count)
         throw new Error('q8 kernel: a piece was flagged but holds no error')
       }
       if (last) data.set(area.subarray(0, count), start)
