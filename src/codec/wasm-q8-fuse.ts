@@ -7,8 +7,8 @@ import { F64, I32, V128, get, ifElse, memarg, op, set, simd, sleb, v, v128Zero, 
  * blocks of B, the piece starting `off` values into its block) added in input order into float64
  * sums held in registers, 16 coordinates per step: per coordinate the same operations in the same
  * order as one `sum` call per input, so the same doubles. The sums start at 0 (flag 1) or from
- * acc; then (flag 2) the finish of `finish` on the base piece in place, or else they go back to
- * acc. Flag 4: multiply each value by its input's weight (f64x2 splats at $sp + 128 + 16k);
+ * acc; then (flag 2) base = f32(base + (scale * sum) / div) on the base piece in place (as
+ * `finish`), or else they go back to acc. Flag 4: multiply each value by its input's weight (f64x2 splats at $sp + 128 + 16k);
  * flag 8: the finish multiplies by $div (a power of two's reciprocal) instead of dividing.
  * $sp + 16k holds input k's current scale splat. Returns 1 if some q is -128.
  */

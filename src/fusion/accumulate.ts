@@ -31,9 +31,8 @@ export interface SumPlan {
  * where the codec can) into one small accumulator before the next piece. The result does not
  * depend on `chunk`: each coordinate sees the same additions in the same order.
  */
-export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan: SumPlan, opts: { chunk?: number } = {}): TensorMap {
+export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan: SumPlan, chunk = CHUNK): TensorMap {
   const { scale, div } = plan
-  const chunk = opts.chunk ?? CHUNK
   const weights = deltas.map((_, k) => plan.weights?.[k] ?? 1)
   // In the SIMD kernel's memory when there is one, so q8 pieces are added by it (same sums).
   const kernel = q8Kernel()
