@@ -31,6 +31,7 @@ import { loadSwarmTokenizer } from '../model/hf/swarm.js'
 import { fusionPorts, loadErrorFeedback } from './ports.js'
 import { join } from 'node:path'
 import { repairCheckpoints } from '../rounds/repair.js'
+import { REPEAT_CAP_FACTOR } from '../rounds/repeat.js'
 
 export interface DaemonOptions {
   home: string
@@ -121,8 +122,8 @@ export class Daemon {
       }, log)
       this.content.meter = telemetry.metrics
       await this.content.start()
-      // A far member's hello repeats at least every 8 repeat periods: four of them missed, it is gone.
-      this.gossip = new SwarmGossip(node, topics, swarmId, log, allow ? new Set(allow) : undefined, this.bans, Math.max(120_000, 32 * (this.o.republishMs ?? 2000)))
+      // A far member's hello repeats at least every REPEAT_CAP_FACTOR periods: four of them missed, it is gone.
+      this.gossip = new SwarmGossip(node, topics, swarmId, log, allow ? new Set(allow) : undefined, this.bans, Math.max(120_000, 4 * REPEAT_CAP_FACTOR * (this.o.republishMs ?? 2000)))
       this.gossip.meter = telemetry.metrics
       this.keeper = new PeerKeeper(node, config.bootstrap, log, config.maxPeers)
       const addrs = (): string[] => node.getMultiaddrs().map((m) => m.toString())

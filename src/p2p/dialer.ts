@@ -70,7 +70,7 @@ export class PeerKeeper {
   }
 
   isConnected(peer: string): boolean {
-    return this.node.getConnections().some((c) => c.remotePeer.toString() === peer)
+    return this.connectedPeers().includes(peer)
   }
 
   /**

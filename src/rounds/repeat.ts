@@ -5,6 +5,9 @@
  * period starts short after a change and doubles while nothing changes, up to a cap; a peer newly
  * joining the topic brings it back to the start, so a late joiner hears the round promptly.
  */
+/** A repeat period doubles up to this many times its base (2, 4, 8, 16 s from a 2 s base). */
+export const REPEAT_CAP_FACTOR = 8
+
 export class RepeatSchedule {
   private interval: number
   private nextAt: number

@@ -13,7 +13,7 @@ import { HolderPicker } from '../p2p/holders.js'
 import { chooseFork, missingVoters, selectContributors, unionOfVotes } from './agreement.js'
 import { LineageSync } from './sync.js'
 import { Waker } from './wait.js'
-import { RepeatSchedule } from './repeat.js'
+import { REPEAT_CAP_FACTOR, RepeatSchedule } from './repeat.js'
 import type { NodeStatus, Phase } from './status.js'
 import type { NodeMetrics } from '../api/metrics.js'
 
@@ -104,10 +104,10 @@ export class RoundRunner {
   constructor(private readonly d: RunnerDeps) {
     this.holders = new HolderPicker(d.peerId, (peer) => d.keeper.isConnected(peer))
     const period = d.republishMs ?? 2000
-    const schedule = () => new RepeatSchedule(period, 8 * period)
+    const schedule = () => new RepeatSchedule(period, REPEAT_CAP_FACTOR * period)
     // A hello starts from the default period whatever the swarm's: far members must learn of a
     // joiner before the next draw.
-    this.repeats = { announce: schedule(), vote: schedule(), commit: schedule(), hello: new RepeatSchedule(Math.min(period, 2000), 8 * period) }
+    this.repeats = { announce: schedule(), vote: schedule(), commit: schedule(), hello: new RepeatSchedule(Math.min(period, 2000), REPEAT_CAP_FACTOR * period) }
     this.sync = new LineageSync({
       ledger: d.ledger, checkpoints: d.checkpoints, deltas: d.deltas, content: d.content, fusion: d.fusion,
       maxDeltaBytes: d.def.rounds.maxDeltaBytes, rule: d.def.fusion.rule, log: d.log,
@@ -162,10 +162,7 @@ export class RoundRunner {
     const tick = Math.min(250, this.d.republishMs ?? 2000)
     this.republish = setInterval(() => void this.republishOwn(), tick)
     // A peer that just joined the topic has heard nothing yet: repeat soon for it.
-    this.d.gossip.onJoin(() => {
-      this.membersChangedAt = Date.now()
-      Object.values(this.repeats).forEach((r) => r.reset())
-    })
+    this.d.gossip.onJoin(() => Object.values(this.repeats).forEach((r) => r.reset()))
     this.d.gossip.onNewMember(() => {
       this.membersChangedAt = Date.now()
     })
@@ -329,7 +326,7 @@ export class RoundRunner {
     return { trained, deltaId }
   }
 
-  /** When a peer last joined our topic (a stable view needs no wait before a draw). */
+  /** When a member was last new to us (a joiner, or the author of relayed gossip): a stable view needs no wait before a draw. */
   private membersChangedAt = Date.now()
 
   /**

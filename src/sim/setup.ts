@@ -129,10 +129,10 @@ export async function writeSimHomes(o: SimSetup, def: SwarmDefinition): Promise<
     const peerId = peerIdOf(key)
     homes.push({ name: `node-${i}`, home: L.root, peerId, task, addr: `/memory/cfd-sim-${o.tag}-${i}/p2p/${peerId}` })
   }
+  const sparse = o.maxPeers < o.nodes - 1
+  const k = o.bootstrapPeers ?? (sparse ? Math.max(1, Math.floor(o.maxPeers / 2)) : undefined)
   for (let i = 0; i < o.nodes; i++) {
     const listen = homes[i].addr.slice(0, homes[i].addr.indexOf('/p2p/'))
-    const sparse = o.maxPeers < o.nodes - 1
-    const k = o.bootstrapPeers ?? (sparse ? Math.max(1, Math.floor(o.maxPeers / 2)) : undefined)
     const targets = k === undefined ? homes.slice(0, i).map((_, j) => j) : bootstrapTargets(i, o.nodes, k)
     await writeNodeConfig(homes[i].home, {
       listen: [listen], announce: [], bootstrap: targets.map((j) => homes[j].addr), mdns: false, maxPeers: o.maxPeers,
