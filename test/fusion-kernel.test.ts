@@ -1,15 +1,12 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { encodeDelta, payloadDigests } from '../src/codec/index.js'
 import { useQ8Kernel } from '../src/codec/wasm-q8.js'
 import { DeltaRejectedError, fuseRound, hashTensors, type DeltaFileInput, type DeltaInput, type FuseOptions } from '../src/fusion/index.js'
 import { encodeSafetensors } from '../src/model/safetensors.js'
 import type { TensorMap } from '../src/model/tensors.js'
 import { mulberry32 } from '../src/data/rng.js'
-import { resealed } from './helpers/payloads.js'
+import { deltaFileDir, resealed } from './helpers/payloads.js'
 
 /**
  * The q8 kernel's paths (every delta of a piece in one call when they share a block size, delta
@@ -70,18 +67,7 @@ function outcome(inputs: (DeltaInput | DeltaFileInput)[], opts: FuseOptions, ker
 }
 
 describe('fusion kernel paths', () => {
-  let dir: string
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'cfd-fusion-kernel-'))
-  })
-  after(() => rmSync(dir, { recursive: true, force: true }))
-
-  const toFiles = (ds: DeltaInput[]): DeltaFileInput[] =>
-    ds.map((d) => {
-      const file = join(dir, `${d.id}.cfd`)
-      writeFileSync(file, d.payload)
-      return { id: d.id, file, examples: d.examples }
-    })
+  const { toFiles } = deltaFileDir('cfd-fusion-kernel-')
 
   for (const B of [16, 33, 256]) {
     it(`blocks of ${B}: the same bytes as the JS loop for any piece size and delta count`, function () {

@@ -1,17 +1,15 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { writeFileSync } from 'node:fs'
 import { CODEC_IDS, decodeDelta, encodeDelta, FileBytes, openDelta, payloadDigests, type CodecSettings } from '../src/codec/index.js'
-import { fuseRound, hashTensors, type DeltaFileInput, type DeltaInput, type FuseOptions } from '../src/fusion/index.js'
+import { fuseRound, hashTensors, type DeltaInput, type FuseOptions } from '../src/fusion/index.js'
 import { Rng } from '../src/model/prng.js'
 import { encodeSafetensors } from '../src/model/safetensors.js'
 import type { TensorMap } from '../src/model/tensors.js'
 import { PayloadError } from '../src/util/errors.js'
 import { q8Kernel, useQ8Kernel } from '../src/codec/wasm-q8.js'
 import { mulberry32 } from '../src/data/rng.js'
-import { rejected, resealed } from './helpers/payloads.js'
+import { deltaFileDir, rejected, resealed } from './helpers/payloads.js'
 
 /**
  * The streaming fusion (pieces of `chunk` coordinates, fused decode-and-add, sections read from
@@ -124,18 +122,7 @@ const RULES: [string, Record<string, number>][] = [
 ]
 
 describe('streaming fusion', () => {
-  let dir: string
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'cfd-fusion-stream-'))
-  })
-  after(() => rmSync(dir, { recursive: true, force: true }))
-
-  const toFiles = (deltas: DeltaInput[]): DeltaFileInput[] =>
-    deltas.map((d) => {
-      const file = join(dir, `${d.id}.cfd`)
-      writeFileSync(file, d.payload)
-      return { id: d.id, file, examples: d.examples }
-    })
+  const { path, toFiles } = deltaFileDir('cfd-fusion-stream-')
 
   for (const codec of CODEC_IDS) {
     it(`${codec}: every rule equals the reference, bit for bit, for any piece size, order and source`, function () {
@@ -265,7 +252,7 @@ describe('streaming fusion', () => {
     header[20] ^= 0x55
     writeFileSync(files[2].file, header)
     rejected(() => fuseRound(base, files, { baseHash }), 'hash-mismatch')
-    rejected(() => fuseRound(base, [files[0], { ...files[1], file: join(dir, 'absent.cfd') }], { baseHash }), 'not-found')
+    rejected(() => fuseRound(base, [files[0], { ...files[1], file: path('absent.cfd') }], { baseHash }), 'not-found')
     // In memory, without `verified`: a forged checksum is caught in the same pass as the id.
     const forged = new Uint8Array(deltas[0].payload)
     forged[forged.length - 1] ^= 1
@@ -274,7 +261,7 @@ describe('streaming fusion', () => {
 
   it('FileBytes hashes what it reads in order, and the rest when verified', () => {
     const [d] = deltasFor('q4-block', 1)
-    const file = join(dir, 'fb.cfd')
+    const file = path('fb.cfd')
     writeFileSync(file, d.payload)
     assert.deepEqual(payloadDigests(d.payload), { id: d.id, checksumOk: true })
     for (const pattern of [[0, 50, 10, 400, 1000], [300, 0, 7], []]) {
