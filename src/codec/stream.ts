@@ -388,17 +388,22 @@ export class SparseStream implements SectionStream {
   }
 }
 
+/** Refuse a read of `l` bytes at `o` that leaves a section of `len` bytes. */
+function inSection(o: number, l: number, len: number): void {
+  if (o < 0 || l < 0 || o + l > len) throw new PayloadError(`read of ${l} bytes at ${o} runs past the section (${len} bytes)`, 'truncated')
+}
+
 /** A view of `len` bytes of `src` starting at `offset`, for a stream over part of a section. */
 export function subSource(src: SectionSource, offset: number, len: number): SectionSource {
   return {
     byteLength: len,
     read(o, l, slot) {
-      if (o < 0 || l < 0 || o + l > len) throw new PayloadError(`read of ${l} bytes at ${o} runs past the section (${len} bytes)`, 'truncated')
+      inSection(o, l, len)
       return src.read(offset + o, l, slot)
     },
     readInto: src.readInto
       ? (o, l, dest) => {
-          if (o < 0 || l < 0 || o + l > len) throw new PayloadError(`read of ${l} bytes at ${o} runs past the section (${len} bytes)`, 'truncated')
+          inSection(o, l, len)
           src.readInto!(offset + o, l, dest)
         }
       : undefined,
@@ -410,7 +415,7 @@ export function memorySource(bytes: Uint8Array): SectionSource {
   return {
     byteLength: bytes.length,
     read(o, l) {
-      if (o < 0 || l < 0 || o + l > bytes.length) throw new PayloadError(`read of ${l} bytes at ${o} runs past the section (${bytes.length} bytes)`, 'truncated')
+      inSection(o, l, bytes.length)
       return bytes.subarray(o, o + l)
     },
     readInto(o, l, dest) {

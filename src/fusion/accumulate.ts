@@ -54,10 +54,10 @@ export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan:
       fuseQ8(kernel!, streams, weights, B, b, data, chunk, scale, div)
       return data
     }
+    // The first delta may set the sums (0 + value, the same as adding to zeros) without reading them.
+    const first = adders ? undefined : streams[0]?.set
     for (let start = 0; start < n; start += chunk) {
       const count = Math.min(chunk, n - start)
-      // The first delta may set the sums (0 + value, the same as adding to zeros) without reading them.
-      const first = adders ? undefined : streams[0]?.set
       if (first) first.call(streams[0], acc, count, weights[0])
       else acc.fill(0, 0, count)
       for (let k = first ? 1 : 0; k < streams.length; k++) {
