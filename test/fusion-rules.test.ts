@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { encodeDelta } from '../src/codec/index.js'
-import { fuseRound, hashTensors, trimTopK } from '../src/fusion/index.js'
+import { fuseRound, fusionRuleIds, hashTensors, trimTopK } from '../src/fusion/index.js'
 import type { TensorMap } from '../src/model/tensors.js'
 import { parseSwarmDefinition, swarmId } from '../src/config/swarm.js'
 import { createSwarmDefinition } from '../src/config/genesis.js'
@@ -87,6 +87,31 @@ describe('fusion rules beyond the mean', () => {
     assert.throws(() => fuseRound(base, [d1], { rule: 'ties', params: { density: 2 } }), /density/)
     assert.throws(() => fuseRound(base, [d1], { rule: 'dare', params: { drop: 1 } }), /drop/)
     assert.throws(() => fuseRound(base, [d1], { rule: 'task-arithmetic', params: { k: 1 } }), /takes scale/)
+  })
+
+  it('writes the result into a recycled base (into) with the same bytes, whatever it held, for every rule and codec', () => {
+    const params: Record<string, Record<string, number>> = { 'task-arithmetic': { scale: 0.5 }, ties: { density: 0.5 }, dare: { drop: 0.3 }, 'trimmed-mean': { trim: 0.2 } }
+    const big: TensorMap = new Map([['a', { shape: [3000], data: Float32Array.from({ length: 3000 }, (_, i) => Math.sin(i)) }], ['b', { shape: [7], data: new Float32Array(7).fill(0.5) }]])
+    const bh = hashTensors(big)
+    for (const codec of [{ codec: 'f32' }, { codec: 'q8-block', blockSize: 256 }]) {
+      const ds = [1, 2, 3].map((k) => {
+        const t: TensorMap = new Map([...big].map(([n, v]) => [n, { shape: v.shape, data: v.data.map((_, i) => Math.cos(i * k) / 10) }]))
+        const e = encodeDelta(t, codec, { round: 1, baseHash: bh, examples: 10 * k })
+        return { id: e.deltaId, payload: e.payload, examples: 10 * k }
+      })
+      for (const rule of fusionRuleIds()) {
+        const fresh = fuseRound(big, ds, { rule, params: params[rule], baseHash: bh })
+        const spare: TensorMap = new Map([...big].map(([n, v]) => [n, { shape: v.shape, data: new Float32Array(v.data.length).fill(NaN) }]))
+        const into = fuseRound(big, ds, { rule, params: params[rule], baseHash: bh, into: spare })
+        assert.equal(hashTensors(into), hashTensors(fresh), `${rule} ${codec.codec}`)
+        assert.equal(into.get('a')!.data, spare.get('a')!.data, `${rule}: the result is the spare's memory`)
+      }
+    }
+    // A spare of another layout, or one sharing the base's memory, is refused before anything is written.
+    const ds = [d1, d2]
+    assert.throws(() => fuseRound(base, ds, { into: new Map([['a.weight', { shape: [2, 2], data: new Float32Array(4) }]]) }), /into has 1 tensors/)
+    assert.throws(() => fuseRound(base, ds, { into: new Map([['a.weight', { shape: [4], data: new Float32Array(4) }], ['b.bias', { shape: [2], data: new Float32Array(2) }]]) }), /into lacks tensor b\.bias/)
+    assert.throws(() => fuseRound(base, ds, { into: base }), /shares memory with the base/)
   })
 
   it('the rule and its params are part of the swarm id', () => {

@@ -57,9 +57,11 @@ function summarize(o: FusionOptions, made: MakeResult, memory: FuseResult[], dis
   const memGrowth = growthPerDelta(memory)
   const gb = (bytes: number, s: number) => bytes / s / 1e9
   const ratio = (r: FuseResult) => r.memcpySeconds / r.fuseSeconds
+  const fresh = (r: FuseResult) => r.memcpySeconds / r.fuseFreshSeconds
   const figures = {
-    fusion_vs_memcpy: fig(ratio(head), 'ratio (memcpy seconds / fusion seconds, same payload bytes)', sizes, 'fusion = fuseRound of payloads in memory, base hash given, ids verified on receipt: decode fused with float64 accumulation, one rounding'),
-    fusion_from_disk_vs_memcpy: fig(ratio(dhead), 'ratio (memcpy seconds / fusion seconds)', sizes, "fusion as the daemon runs it: each delta read from its file (page cache) piece by piece, its sha256 and checksum checked as it is read"),
+    fusion_vs_memcpy: fig(ratio(head), 'ratio (memcpy seconds / fusion seconds, same payload bytes)', sizes, 'fusion = fuseRound of payloads in memory, base hash given, ids verified on receipt, result written into the base it replaces (as a node from its second round): decode fused with float64 accumulation, one rounding'),
+    fusion_fresh_output_vs_memcpy: fig(fresh(head), 'ratio (memcpy seconds / fusion seconds)', sizes, "the same into a fresh array (a node's first fusion): the new base's page faults on top"),
+    fusion_from_disk_vs_memcpy: fig(ratio(dhead), 'ratio (memcpy seconds / fusion seconds)', sizes, "fusion as the daemon runs it: each delta read from its file (page cache) piece by piece, its sha256 and checksum checked as it is read, into the replaced base"),
     fusion_unverified_vs_memcpy: fig(head.memcpySeconds / head.fuseUnverifiedSeconds!, 'ratio', sizes, 'payloads in memory, ids not verified beforehand: fuseRound hashes each payload once (id and container checksum in one pass)'),
     id_check_vs_memcpy: fig(head.memcpySeconds / head.idHashSeconds!, 'ratio (memcpy seconds / sha256 seconds of the payloads)', sizes, 'the one-time id check on receipt, not part of fusion_vs_memcpy'),
     fusion_seconds: fig(head.fuseSeconds, 's', sizes),
@@ -70,7 +72,8 @@ function summarize(o: FusionOptions, made: MakeResult, memory: FuseResult[], dis
     fusion_id_check_seconds: fig(head.idHashSeconds!, 's (sha256 of all payloads, done once on receipt)', sizes),
     fusion_decode_seconds: fig(head.decodeSeconds!, 's (streaming every tensor of every delta through the decoder, the codec part of fusion)', sizes),
     decode_vs_memcpy: fig(head.memcpySeconds / head.decodeSeconds!, 'ratio (memcpy seconds / decode seconds)', sizes),
-    fusion_output_first_touch_seconds: fig(head.outputTouchSeconds!, 's (writing a fresh model-sized float32 array once: the page faults of the new base, part of fusion_seconds)', sizes),
+    fusion_fresh_output_seconds: fig(head.fuseFreshSeconds, 's', sizes),
+    fusion_output_first_touch_seconds: fig(head.outputTouchSeconds!, 's (writing a fresh model-sized float32 array once: the page faults a fresh result pays, part of fusion_fresh_output_seconds)', sizes),
     fusion_base_hash_seconds: fig(head.baseHashSeconds!, 's (hashing the base; fuseRound does it when the caller does not pass baseHash)', sizes),
     fusion_peak_rss_mb: fig(dhead.peakRssMb, 'MiB (peak RSS of the fusing process: base, result, fusion from files)', sizes),
     fusion_rss_growth_per_delta_mb: fig(growth, 'MiB per extra delta', { ...sizes, deltas: o.deltas.join(',') }, 'fusing from files, as the daemon does: a few small read buffers per delta'),
@@ -84,7 +87,8 @@ function summarize(o: FusionOptions, made: MakeResult, memory: FuseResult[], dis
     `Fusion (fuseRound) of N ${o.codec.codec} deltas, ${(made.params / 1e6).toFixed(1)}M params (${sizes.layout}), payload ${payloadMb.toFixed(1)} MiB each`,
     `  ${'N'.padStart(3)} ${'memcpy s'.padStart(9)} ${'memory s'.padStart(9)} ${'ratio'.padStart(7)} ${'disk s'.padStart(9)} ${'ratio'.padStart(7)} ${'id sha256 s'.padStart(12)} ${'decode s'.padStart(9)} ${'RSS mem'.padStart(8)} ${'RSS disk'.padStart(8)}`,
     ...memory.map((m, i) => row(m, disk[i])),
-    `  (RSS in MiB, peak.) Without verified ids: ratio ${(head.memcpySeconds / head.fuseUnverifiedSeconds!).toFixed(3)}; first touch of the new base's memory: ${head.outputTouchSeconds!.toFixed(3)} s; base hash (when not passed): ${head.baseHashSeconds!.toFixed(3)} s; RSS growth per extra delta: ${growth === null ? 'n/a' : growth.toFixed(1)} MiB from disk, ${memGrowth === null ? 'n/a' : memGrowth.toFixed(1)} MiB in memory`,
+    `  Fusion writes into the base it replaces (a node from its second round); into a fresh array: ratio ${fresh(head).toFixed(3)} in memory, ${fresh(dhead).toFixed(3)} from disk (first touch of a fresh model-sized array alone: ${head.outputTouchSeconds!.toFixed(3)} s).`,
+    `  (RSS in MiB, peak.) Without verified ids: ratio ${(head.memcpySeconds / head.fuseUnverifiedSeconds!).toFixed(3)}; base hash (when not passed): ${head.baseHashSeconds!.toFixed(3)} s; RSS growth per extra delta: ${growth === null ? 'n/a' : growth.toFixed(1)} MiB from disk, ${memGrowth === null ? 'n/a' : memGrowth.toFixed(1)} MiB in memory`,
   ]
   return { figures, curves: { fusion: [...memory, ...disk] }, table }
 }

@@ -23,7 +23,7 @@ type Mode = 'smoke' | 'default' | 'full'
 const HELP = `Usage: npm run bench -- [options]
 
   --json             print the JSON result on stdout (the table goes to stderr)
-  --full             full sizes: fusion at 125M params, 6 quality rounds over 12 codecs, 32 MiB propagation,
+  --full             full sizes: fusion at 125M params, quality over 12 codecs and 3 seeds, 32 MiB propagation,
                      simulated swarms of up to 32 nodes all training and up to 64 with 8 drawn to train
                      each round (default: 8 and 16 all training, 16 and 32 with 8 drawn; 300 s per swarm)
   --smoke            tiny sizes (seconds; what CI runs)
@@ -31,7 +31,7 @@ const HELP = `Usage: npm run bench -- [options]
   --out FILE         where to write the JSON (default bench-results/latest.json)
   --data DIR         the real task data (default ../shared/data; the quality bench is skipped without it)
   --jobs N           parallel processes for the quality sweep (default 2)
-  --rounds N         quality: rounds per codec (default 3; full 6)
+  --rounds N         quality: rounds per codec (default 6)
   --seeds N          quality: independent repetitions, losses paired with f32 by seed (default 1; full 3)
   --codecs LIST      quality: codecs to sweep, f32 first, each CODEC[:b=BLOCK][:d=KEPT_PER_MILLION],
                      e.g. f32,q8-block,topk-q1:d=30000 (default: the size's sweep)
@@ -55,10 +55,10 @@ const SIZES: Record<Mode, Sizes> = {
     sim: { series: [{ nodes: [4] }, { nodes: [5], contributorsPerRound: 2 }], rounds: 2, timeoutSec: 120 },
   },
   default: {
-    quality: { rounds: 3, steps: 100, trainN: 2000, testN: 500, seeds: 1, codecs: DEFAULT_CODECS },
+    quality: { rounds: 6, steps: 100, trainN: 2000, testN: 500, seeds: 1, codecs: DEFAULT_CODECS },
     fusion: { hidden: 384, layers: 6, deltas: [2, 4, 8], repeats: 3 },
     propagation: { nodes: [4, 8, 16], payloadBytes: 4 * 2 ** 20, repeats: 2 },
-    train: { batches: [16, 64], wasmSteps: 10, cpuSteps: 2, loopSteps: 30, repeats: 3, torch: true },
+    train: { batches: [16, 64], wasmSteps: 10, cpuSteps: 2, loopSteps: 30, repeats: 5, torch: true },
     sim: { series: [{ nodes: [8, 16] }, { nodes: [16, 32], contributorsPerRound: 8 }], rounds: 3, timeoutSec: 300 },
   },
   full: {

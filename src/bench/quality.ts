@@ -31,11 +31,13 @@ export function seedNames(n: number): string[] {
   return Array.from({ length: n }, (_, i) => (i === 0 ? 'bench' : `bench:${i + 1}`))
 }
 
-/** Codec sweeps: default = what fits the 15-minute run; full = the whole curve. */
+/**
+ * Codec sweeps: default = what fits the 15-minute run at 6 rounds (one point per order of
+ * magnitude of the curve: 1x, 4x, 28x, 116x); full = the whole curve.
+ */
 export const DEFAULT_CODECS: CodecSettings[] = [
   { codec: 'f32' },
   { codec: 'q8-block', blockSize: 256 },
-  { codec: 'q4-block', blockSize: 256 },
   { codec: 'q1-block', blockSize: 256 },
   { codec: 'topk-q4', blockSize: 256, densityPpm: 20_000 },
 ]

@@ -46,8 +46,8 @@ export function fusionPorts(def: SwarmDefinition, layout: TensorMap, feedback?: 
     // `verified`: every delta in the node's store passed checkDelta with its sha256 checked on arrival
     // (our own are encoded here), so in-memory payloads are not hashed again; files are checked
     // against their id as fusion reads them.
-    fuse: (base, deltas, baseHash) =>
-      fuseRound(base, deltas, { rule: def.fusion.rule, params: def.fusion.params, normBound: def.fusion.normBound, maxBytes: def.rounds.maxDeltaBytes, baseHash, verified: true }),
+    fuse: (base, deltas, baseHash, into) =>
+      fuseRound(base, deltas, { rule: def.fusion.rule, params: def.fusion.params, normBound: def.fusion.normBound, maxBytes: def.rounds.maxDeltaBytes, baseHash, verified: true, into }),
     encodeBase: (base) => encodeSafetensors(base),
     decodeBase: (bytes) => decodeSafetensors(bytes, 'checkpoint').tensors,
   }

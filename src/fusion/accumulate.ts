@@ -1,7 +1,7 @@
 import type { SectionStream } from '../codec/index.js'
 import { FUSE_INPUTS, q8Kernel, type Q8Kernel } from '../codec/wasm-q8.js'
 import { sortedNames, type TensorMap } from '../model/tensors.js'
-import type { FusionDelta } from './types.js'
+import type { FusionContext, FusionDelta } from './types.js'
 
 /**
  * Coordinates per piece. A piece's float64 sums (512 KiB) stay in cache while every delta's
@@ -31,7 +31,8 @@ export interface SumPlan {
  * where the codec can) into one small accumulator before the next piece. The result does not
  * depend on `chunk`: each coordinate sees the same additions in the same order.
  */
-export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan: SumPlan, chunk = CHUNK): TensorMap {
+export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan: SumPlan, ctx: Pick<FusionContext, 'chunk' | 'output'>): TensorMap {
+  const chunk = ctx.chunk ?? CHUNK
   const { scale, div } = plan
   const weights = deltas.map((_, k) => plan.weights?.[k] ?? 1)
   // In the SIMD kernel's memory when there is one, so q8 pieces are added by it (same sums).
@@ -47,7 +48,7 @@ export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan:
     const n = b.length
     const streams = deltas.map((d) => d.reader.stream(name))
     const adders = plan.adder ? deltas.map((_, k) => plan.adder!(k, name)) : undefined
-    const data = new Float32Array(n)
+    const data = ctx.output(name, n)
     // Every delta q8 in the same blocks: the kernel adds them all per piece, sums in registers.
     const B = kernel && !adders ? streams[0]?.q8Block : undefined
     if (B !== undefined && streams.every((s) => s.q8Block === B)) {

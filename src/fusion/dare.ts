@@ -34,6 +34,6 @@ export const dareRule: FusionRule = {
         for (let i = 0; i < count; i++) if (rng.nextU32() >= threshold) acc[i] += values[i] * keep
       }
     }
-    return fuseBySum(base, deltas, { scale, div: n, adder }, ctx.chunk)
+    return fuseBySum(base, deltas, { scale, div: n, adder }, ctx)
   },
 }

@@ -47,6 +47,13 @@ export interface FuseOptions {
   verified?: boolean
   /** Coordinates per piece of the streaming rules (default CHUNK); results never depend on it. */
   chunk?: number
+  /**
+   * Tensors with the base's names and sizes to write the result into, e.g. a base the caller no
+   * longer needs: writing memory that is already mapped saves the page faults of a fresh
+   * model-sized array, which cost more than reading all the deltas. Their old values never reach
+   * the result. They must not share memory with `base` or an in-memory payload.
+   */
+  into?: TensorMap
 }
 
 /** A delta that cannot be fused; `deltaId` says which, so the caller can drop it and retry. */
@@ -75,6 +82,7 @@ export function fuseRound(base: TensorMap, deltas: readonly (DeltaInput | DeltaF
     const t = base.get(name)!
     if (t.data.length !== numel(t.shape)) throw new RangeError(`base tensor ${name}: ${t.data.length} values for shape [${t.shape}]`)
   }
+  if (opts.into) checkInto(base, opts.into, deltas)
   const baseHash = opts.baseHash ?? hashTensors(base)
   if (!isHex64(baseHash)) throw new RangeError('fuseRound: baseHash must be 64 lowercase hex characters')
 
@@ -98,12 +106,29 @@ export function fuseRound(base: TensorMap, deltas: readonly (DeltaInput | DeltaF
       }
       inputs.push({ id: d.id, examples: d.examples, meta: reader.meta, reader })
     }
-    const out = runRule(base, inputs, rule, { round: round!, baseHash, params, chunk: opts.chunk }, opts.normBound, files)
+    const out = runRule(base, inputs, rule, { round: round!, baseHash, params, chunk: opts.chunk, output: outputFor(opts.into) }, opts.normBound, files)
     // A file changed since it was received must not count: its bytes were hashed as they were read.
     for (const f of files) verifyFile(f)
     return out
   } finally {
     for (const f of files) f.bytes.close()
+  }
+}
+
+/** Where each result tensor goes: the caller's array for it, or a new one. */
+function outputFor(into: TensorMap | undefined): (name: string, length: number) => Float32Array {
+  return (name, length) => into?.get(name)?.data ?? new Float32Array(length)
+}
+
+function checkInto(base: TensorMap, into: TensorMap, deltas: readonly (DeltaInput | DeltaFileInput)[]): void {
+  const names = sortedNames(base)
+  if (into.size !== names.length) throw new RangeError(`fuseRound: into has ${into.size} tensors, the base ${names.length}`)
+  const taken = new Set<ArrayBufferLike>([...base.values()].map((t) => t.data.buffer))
+  for (const d of deltas) if ('payload' in d) taken.add(d.payload.buffer)
+  for (const name of names) {
+    const t = into.get(name)
+    if (!t || t.data.length !== base.get(name)!.data.length) throw new RangeError(`fuseRound: into lacks tensor ${name} of ${base.get(name)!.data.length} values`)
+    if (taken.has(t.data.buffer)) throw new RangeError(`fuseRound: into's tensor ${name} shares memory with the base or a payload`)
   }
 }
 
@@ -134,6 +159,11 @@ function openInput(d: DeltaInput | DeltaFileInput, expect: DecodeExpect, verifie
   }
 }
 
+function copyInto(dest: Float32Array, src: Float32Array): Float32Array {
+  dest.set(src)
+  return dest
+}
+
 function verifyFile(f: { id: string; bytes: FileBytes }): void {
   try {
     f.bytes.verify(f.id)
@@ -147,7 +177,7 @@ function runRule(
   base: TensorMap,
   inputs: FusionDelta[],
   rule: FusionRule,
-  c: { round: number; baseHash: string; params: FusionParams; chunk?: number },
+  c: Pick<FusionContext, 'round' | 'baseHash' | 'params' | 'chunk' | 'output'>,
   normBound: NormBound | undefined,
   files: { id: string; bytes: FileBytes }[],
 ): TensorMap {
@@ -156,10 +186,10 @@ function runRule(
     if (normBound) {
       fused = applyNormBound(inputs, normBound, c.chunk).kept
       // Every node makes the same decision; if all deltas are rejected the base stays as it is.
-      if (fused.length === 0) return new Map([...base].map(([k, t]) => [k, { shape: [...t.shape], data: new Float32Array(t.data) }]))
+      if (fused.length === 0) return new Map(sortedNames(base).map((k) => [k, { shape: [...base.get(k)!.shape], data: copyInto(c.output(k, base.get(k)!.data.length), base.get(k)!.data) }]))
     }
     const seed = createHash('sha256').update(`coldfusion-fuse\n${rule.id}\n${c.round}\n${c.baseHash}\n${inputs.map((d) => d.id).join('\n')}`).digest('hex')
-    const ctx: FusionContext = { round: c.round, baseHash: c.baseHash, params: c.params, seed, chunk: c.chunk }
+    const ctx: FusionContext = { ...c, seed }
     return rule.fuse(base, fused, ctx)
   } catch (err) {
     // Values are checked while being read; name the delta whose tensor failed if we can.

@@ -15,6 +15,6 @@ export const meanRule: FusionRule = {
   },
 
   fuse(base, deltas, ctx) {
-    return fuseBySum(base, deltas, { scale: 1, div: deltas.length }, ctx.chunk)
+    return fuseBySum(base, deltas, { scale: 1, div: deltas.length }, ctx)
   },
 }

@@ -15,6 +15,6 @@ export const medianRule: FusionRule = {
     return fuseCoordinatewise(base, deltas, (v) => {
       const m = v.length >> 1
       return v.length % 2 === 1 ? v[m] : (v[m - 1] + v[m]) / 2
-    }, ctx.chunk)
+    }, ctx)
   },
 }

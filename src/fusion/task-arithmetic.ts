@@ -16,6 +16,6 @@ export const taskArithmeticRule: FusionRule = {
   },
   fuse(base, deltas, ctx) {
     const scale = scaleOf(ctx.params)
-    return fuseBySum(base, deltas, { scale, div: 1 }, ctx.chunk)
+    return fuseBySum(base, deltas, { scale, div: 1 }, ctx)
   },
 }

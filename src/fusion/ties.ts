@@ -29,7 +29,7 @@ export const tiesRule: FusionRule = {
       const b = base.get(name)!
       const len = b.data.length
       const trimmed = deltas.map((d) => trimTopK(d.reader.read(name, new Float32Array(len)), density))
-      const data = new Float32Array(len)
+      const data = ctx.output(name, len)
       for (let i = 0; i < len; i++) {
         let mass = 0
         for (const t of trimmed) mass += t[i]

@@ -23,6 +23,6 @@ export const trimmedMeanRule: FusionRule = {
       let s = 0
       for (let i = k; i < v.length - k; i++) s += v[i]
       return s / (v.length - 2 * k)
-    }, ctx.chunk)
+    }, ctx)
   },
 }

@@ -16,7 +16,8 @@ import type { DeltaMeta, DeltaReader } from '../codec/index.js'
  * - Memory must not grow with the number of deltas times the model size: stream deltas piece by
  *   piece through `reader.stream(name)` (fuseBySum, fuseCoordinatewise), or read one tensor at
  *   a time through `reader.read(name, scratch)` (N copies of one tensor at most, as ties does).
- * - Never mutate `base`; return new tensors with the base's names and shapes.
+ * - Never mutate `base`; return tensors with the base's names and shapes, each written into
+ *   `ctx.output(name, length)` (every value of it: the array may be a recycled one).
  */
 export interface FusionDelta {
   readonly id: string
@@ -36,6 +37,11 @@ export interface FusionContext {
   readonly seed: string
   /** Coordinates per piece for rules that stream (fuseBySum, fuseCoordinatewise); never changes results. */
   readonly chunk?: number
+  /**
+   * The array tensor `name`'s result goes into: the caller's recycled one (FuseOptions.into), whose
+   * memory is already mapped, or a new one. Its old contents are garbage; the rule writes them all.
+   */
+  readonly output: (name: string, length: number) => Float32Array
 }
 
 export interface FusionRule {

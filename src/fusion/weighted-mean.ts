@@ -17,6 +17,6 @@ export const weightedMeanRule: FusionRule = {
     for (const d of deltas) total += d.examples
     // All-zero counts (allowed by the codec) fall back to the plain mean.
     const weights = deltas.map((d) => (total > 0 ? d.examples / total : 1 / deltas.length))
-    return fuseBySum(base, deltas, { scale: 1, div: 1, weights }, ctx.chunk)
+    return fuseBySum(base, deltas, { scale: 1, div: 1, weights }, ctx)
   },
 }

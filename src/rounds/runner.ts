@@ -41,8 +41,12 @@ export interface FusionPorts {
   encodeDelta(delta: TensorMap, meta: { round: number; baseHash: string; examples: number }): Uint8Array
   /** Check a fetched payload (container, checksum, layout) before it is accepted. */
   checkDelta(payload: Uint8Array, expect: { round: number; baseHash: string }): void
-  /** Fuse the deltas (payloads, or their files in the delta store) into `base`, whose hash is `baseHash` (computed when omitted). */
-  fuse(base: TensorMap, deltas: ({ id: string; examples: number; payload: Uint8Array } | { id: string; examples: number; file: string })[], baseHash?: string): TensorMap
+  /**
+   * Fuse the deltas (payloads, or their files in the delta store) into `base`, whose hash is
+   * `baseHash` (computed when omitted); the result is written into `into` when given (a base no
+   * longer read, whose memory is already mapped).
+   */
+  fuse(base: TensorMap, deltas: ({ id: string; examples: number; payload: Uint8Array } | { id: string; examples: number; file: string })[], baseHash?: string, into?: TensorMap): TensorMap
   /** After the round is decided: keep (fused) or forget the error-feedback residual staged for our delta. */
   settleDelta?(id: string, fused: boolean): Promise<void>
   encodeBase(base: TensorMap): Uint8Array
@@ -90,6 +94,8 @@ export class RoundRunner {
   private readonly holders: HolderPicker
   private haveTimer?: NodeJS.Timeout
   private base!: TensorMap
+  /** The base the current one replaced: nothing reads it any more, so the next fusion writes into it. */
+  private spare?: TensorMap
   private baseHash!: string
   private round = 0
   private myAnnounce?: Announce
@@ -351,7 +357,10 @@ export class RoundRunner {
       inputs.push({ id: c.id, file: this.d.deltas.path(c.id), examples: c.examples })
     }
     const parentBase = parent === this.baseHash ? this.base : this.d.fusion.decodeBase((await this.d.checkpoints.get(parent))!)
-    const next = this.d.fusion.fuse(parentBase, inputs, parent)
+    // Taken, not shared: if fusion fails half-way, the half-written spare is dropped.
+    const into = this.spare
+    this.spare = undefined
+    const next = this.d.fusion.fuse(parentBase, inputs, parent, into)
     const bytes = this.d.fusion.encodeBase(next)
     this.setPhase('committing')
     const hash = await this.d.checkpoints.put(bytes)
@@ -363,8 +372,7 @@ export class RoundRunner {
     this.d.metrics?.committed(entry)
     if (kind === 'commit') await this.d.trainer.commitHead()
     else this.d.trainer.discardHead()
-    this.base = next
-    this.baseHash = hash
+    this.replaceBase(next, hash)
     this.lastCommit = commitOf(this.d.swarmId, entry)
     this.updateStatus({ round, baseHash: hash, lastMetrics: { evalBefore: local.evalBefore, evalLocal: local.evalLocal, evalAfter: local.evalAfter } })
     await this.publishOwn(this.lastCommit)
@@ -545,11 +553,17 @@ export class RoundRunner {
 
   private readonly unsyncable = new Map<string, number>()
 
+  /** The round loop is the only reader of the base (training copies it), so the old one becomes the spare. */
+  private replaceBase(next: TensorMap, hash: string): void {
+    if (this.base !== next) this.spare = this.base
+    this.base = next
+    this.baseHash = hash
+  }
+
   /** Take the ledger head (after a sync) as the current base. */
   private async reloadHead(): Promise<void> {
     const head = this.d.ledger.head()!
-    this.baseHash = head.hash
-    this.base = this.d.fusion.decodeBase((await this.d.checkpoints.get(head.hash))!)
+    this.replaceBase(this.d.fusion.decodeBase((await this.d.checkpoints.get(head.hash))!), head.hash)
     this.lastCommit = commitOf(this.d.swarmId, head)
     this.updateStatus({ round: head.round, baseHash: head.hash })
   }
