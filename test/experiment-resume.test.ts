@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { appendFile, mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises'
+import { appendFile, mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { builtinModelConfig } from '../src/model/config.js'
@@ -7,11 +7,25 @@ import { initBody } from '../src/model/init.js'
 import { writeBuiltinBaseDir } from '../src/experiment/base-dir.js'
 import { RunJournal, recordKey } from '../src/experiment/journal.js'
 import { runExperiment, type ExperimentOptions } from '../src/experiment/runner.js'
+import { runSwarm } from '../src/experiment/swarm.js'
+import { loadSwarmDefinition } from '../src/config/swarm.js'
 import type { EvalRecord } from '../src/experiment/report.js'
 import { runCli } from './helpers/cli.js'
 
 const quiet = () => {}
 const rec = (task: string, seed: number): EvalRecord => ({ arm: 'initial', round: 0, task, protocol: 'probe', seed, accuracy: 0.5, examples: 10, seconds: 1 })
+
+/** Two tiny generated tasks (a, b), 48 examples each, as TASK/train.jsonl and TASK/test.jsonl. */
+async function writeTasks(root: string): Promise<string> {
+  const data = join(root, 'data')
+  for (const [task, words] of [['a', ['good', 'bad']], ['b', ['yes', 'no']]] as const) {
+    await mkdir(join(data, task), { recursive: true })
+    const lines = Array.from({ length: 48 }, (_, i) => JSON.stringify({ text: `${words[i % 2]} item ${i}`, label: i % 2 })).join('\n') + '\n'
+    await writeFile(join(data, task, 'train.jsonl'), lines)
+    await writeFile(join(data, task, 'test.jsonl'), lines)
+  }
+  return data
+}
 
 describe('experiment --resume (journal of stages and evaluations)', function () {
   this.timeout(120_000)
@@ -46,13 +60,7 @@ describe('experiment --resume (journal of stages and evaluations)', function () 
 
   it('a run killed during evaluation resumes with only the missing evaluations', async () => {
     const root = await mkdtemp(join(tmpdir(), 'cfd-resume-'))
-    const data = join(root, 'data')
-    for (const [task, words] of [['a', ['good', 'bad']], ['b', ['yes', 'no']]] as const) {
-      await mkdir(join(data, task), { recursive: true })
-      const lines = Array.from({ length: 48 }, (_, i) => JSON.stringify({ text: `${words[i % 2]} item ${i}`, label: i % 2 })).join('\n') + '\n'
-      await writeFile(join(data, task, 'train.jsonl'), lines)
-      await writeFile(join(data, task, 'test.jsonl'), lines)
-    }
+    const data = await writeTasks(root)
     const o: ExperimentOptions = {
       data, out: join(root, 'run'), tasks: ['a', 'b'], rounds: 1, nodeTrainN: 32, steps: 2, batchSize: 8, lr: 2e-3, seeds: 1,
       probeN: 16, probeEpochs: 1, fewN: 16, fewEpochs: 1, fullN: 16, fullEpochs: 1, fullSeeds: 1, loo: false, rules: [], jobs: 1,
@@ -86,6 +94,31 @@ describe('experiment --resume (journal of stages and evaluations)', function () 
     assert.deepEqual(fresh.map(recordKey), [recordKey(missing)])
     assert.equal((await readFile(join(o.out, 'records.jsonl'), 'utf8')).trim().split('\n').length, 18)
     assert.match(await readFile(s.files.report, 'utf8'), /## fine-tuning, full data/)
+  })
+
+  it("the experiment's swarm runs real daemons with the codec it is given (topk-q4 at 5%)", async function () {
+    this.timeout(240_000)
+    const root = await mkdtemp(join(tmpdir(), 'cfd-exp-codec-'))
+    const data = await writeTasks(root)
+    const dir = join(root, 'swarm')
+    const run = await runSwarm({
+      dir, nodes: ['a', 'b'].map((task) => ({ task, trainFile: join(data, task, 'train.jsonl') })), rounds: 1, steps: 2, batchSize: 8, lr: 2e-3,
+      baseSeed: 'codec-test', fusion: { rule: 'mean' }, codec: { codec: 'topk-q4', densityPpm: 50_000 }, timeoutSec: 180,
+    })
+    assert.ok(run.agreed)
+    assert.notEqual(run.hashes[1], run.hashes[0])
+    assert.deepEqual((await loadSwarmDefinition(join(dir, 'swarm.json'))).def.compression, { codec: 'topk-q4', blockSize: 256, densityPpm: 50_000 })
+    // Each node's delta is a top-k payload: about 5% of 206,592 values, not q8-block's 213 KB.
+    const home = join(dir, 'node-0-a')
+    const deltas = await readdir(join(home, 'deltas'))
+    assert.equal(deltas.length, 2)
+    for (const f of deltas) {
+      const size = (await stat(join(home, 'deltas', f))).size
+      assert.ok(size > 5_000 && size < 40_000, `${f}: ${size} bytes`)
+    }
+    const r = await runCli(['experiment', '--out', join(root, 'x'), '--density-ppm', '1000'])
+    assert.equal(r.code, 2)
+    assert.match(r.stderr, /--density-ppm applies to the top-k codecs/)
   })
 
   it('the CLI refuses --out together with --resume', async () => {

@@ -33,7 +33,10 @@ describe('experiment (smoke)', function () {
     const { markdown, svg } = renderReport(s)
     assert.match(markdown, /\| fused, round 2 \(seen\) \| 71\.5 ± 0\.7 \| 71\.5 ± 0\.7 \| 71\.5 ± 0\.7 \|/)
     assert.match(markdown, /Gain over the initial base: seen 20\.0 points/)
+    assert.match(markdown, /2 tasks \(a, b\), 2 rounds, 2 eval seeds/)
     assert.match(svg, /^<svg/)
+    // A run with compressed deltas says so.
+    assert.match(renderReport({ ...s, options: { ...s.options, codec: { codec: 'topk-q4', densityPpm: 20000 } } }).markdown, /2 rounds, topk-q4 \(20000 per million kept\) deltas, 2 eval seeds/)
   })
 
   it('central multitask and in-process rounds are repeatable', async () => {

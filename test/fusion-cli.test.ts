@@ -73,6 +73,16 @@ describe('fusion rule options (swarm create, mesh)', function () {
     const bad = await runCli(['swarm', 'create', '--out', join(dir, 'bad.json'), '--fusion', 'dare', '--fusion-param', 'drop=1'])
     assert.equal(bad.code, 2)
     assert.match(bad.stderr, /^coldfusiond: --fusion-param drop=1: fusion rule dare: drop must be a number in \[0, 1\), got 1$/m)
+    // The top-k density is a flag too, and only with a top-k codec.
+    const sparse = await runCli(['swarm', 'create', '--out', join(dir, 'topk.json'), '--codec', 'topk-q4', '--density-ppm', '30000'])
+    assert.equal(sparse.code, 0, sparse.stderr)
+    assert.deepEqual((await loadSwarmDefinition(join(dir, 'topk.json'))).def.compression, { codec: 'topk-q4', blockSize: 256, densityPpm: 30000 })
+    for (const args of [['--density-ppm', '30000'], ['--codec', 'q8-block', '--density-ppm', '30000']]) {
+      const r = await runCli(['swarm', 'create', '--out', join(dir, 'dense.json'), ...args])
+      assert.equal(r.code, 2, args.join(' '))
+      assert.match(r.stderr, /--density-ppm applies to the top-k codecs/)
+    }
+    assert.match((await runCli(['swarm', 'create', '--out', join(dir, 'z.json'), '--codec', 'topk-q4', '--density-ppm', '0'])).stderr, /--density-ppm must be an integer >= 1/)
   })
 
   it('a real 3-process swarm (mesh) fuses with dare and agrees; the ledger recomputes with dare, not mean', async function () {

@@ -1,10 +1,12 @@
-import { Command } from 'commander'
+import { Command, Option } from 'commander'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { REAL_TASKS } from '../bench/tasks.js'
 import { runExperiment } from '../experiment/runner.js'
 import { UserError } from '../util/errors.js'
-import { collect, int, num } from './options.js'
+import { collect, densityFor, int, num } from './options.js'
+import { CODEC_IDS } from '../codec/ids.js'
+import { DEFAULT_DENSITY_PPM } from '../codec/topk.js'
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 
@@ -34,13 +36,18 @@ export function registerExperiment(program: Command): void {
     .option('--resume <dir>', 'continue the killed run in DIR (give it the same options): finished stages and evaluations are kept')
     .option('--base-seed <seed>', 'seed of the initial built-in base, shared by every arm', 'coldfusion-experiment-v1')
     .option('--max-len <n>', 'tokens per example', int('--max-len', 4), 32)
+    .addOption(new Option('--codec <codec>', 'delta compression of the swarms\' deltas (default q8-block; one run per codec to compare codecs)').choices([...CODEC_IDS]))
+    .option('--density-ppm <n>', `top-k codecs: values kept per million (default ${DEFAULT_DENSITY_PPM})`, int('--density-ppm', 1))
     .action(async (o, cmd: Command) => {
       if (o.resume && cmd.getOptionValueSource('out') === 'cli') throw new UserError('give either --out (a new run) or --resume (continue a run), not both')
+      const densityPpm = densityFor(o.codec, o.densityPpm)
       const s = await runExperiment({
         data: resolve(o.data), out: o.resume ?? o.out, resume: Boolean(o.resume), tasks: String(o.tasks).split(','), rounds: o.rounds, nodeTrainN: o.nodeTrainN || undefined, steps: o.steps,
         batchSize: o.batchSize, lr: o.lr, seeds: o.seeds, probeN: o.probeN, probeEpochs: o.probeEpochs, fewN: o.fewN, fewEpochs: o.fewEpochs,
         fullN: o.fullN || undefined, fullEpochs: o.fullEpochs, fullSeeds: o.fullSeeds ?? o.seeds, loo: o.loo !== false, rules: o.rule, jobs: o.jobs,
-        baseSeed: o.baseSeed, maxLen: o.maxLen, log: (l) => process.stderr.write(l + '\n'),
+        baseSeed: o.baseSeed, maxLen: o.maxLen,
+        ...(o.codec ? { codec: { codec: o.codec, densityPpm } } : {}),
+        log: (l) => process.stderr.write(l + '\n'),
       })
       process.stdout.write(`report  ${s.files.report}\nplot    ${s.files.plot}\nsummary ${s.files.json}\nbases:\n`)
       for (const [k, v] of Object.entries(s.bases)) process.stdout.write(`  ${k.padEnd(22)} ${v.dir}\n`)

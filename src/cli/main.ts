@@ -19,10 +19,11 @@ import { registerCheck } from './check.js'
 import { registerEval } from './eval.js'
 import { registerExperiment } from './experiment.js'
 import { registerSim } from './sim.js'
-import { collect, int, num } from './options.js'
+import { collect, densityFor, int, num } from './options.js'
 import { fusionOptions, fusionSettings } from './fusion-options.js'
 import { createHfSwarmDefinition, HF_SWARM_DEFAULTS } from '../model/hf/swarm.js'
 import { CODEC_IDS, type CodecId } from '../codec/ids.js'
+import { DEFAULT_DENSITY_PPM } from '../codec/topk.js'
 
 const VERSION = '0.1.0'
 
@@ -36,6 +37,7 @@ function swarmOptions(cmd: Command): Command {
     .option('--batch-size <n>', `local batch size (default ${SWARM_DEFAULTS.batchSize})`, int('--batch-size', 1))
     .option('--lr <rate>', `local learning rate (default ${SWARM_DEFAULTS.learningRate}; ${HF_SWARM_DEFAULTS.learningRate} with --model)`, num('--lr'))
     .addOption(new Option('--codec <codec>', `delta compression (default ${SWARM_DEFAULTS.codec})`).choices([...CODEC_IDS]))
+    .option('--density-ppm <n>', `top-k codecs: values kept per million (default ${DEFAULT_DENSITY_PPM}, i.e. ${DEFAULT_DENSITY_PPM / 10_000}%)`, int('--density-ppm', 1))
     .option('--collect-timeout <sec>', `seconds a node waits for the others' deltas (default ${SWARM_DEFAULTS.collectTimeoutSec})`, num('--collect-timeout'))
     .option('--vote-timeout <sec>', `seconds a node waits for the others' votes (default ${SWARM_DEFAULTS.voteTimeoutSec})`, num('--vote-timeout'))
     .option('--seed <seed>', 'seed of the round-0 base (default: random)')
@@ -55,6 +57,7 @@ function swarmOpts(o: Record<string, unknown>) {
     batchSize: o.batchSize as number | undefined,
     learningRate: o.lr as number | undefined,
     codec: o.codec as CodecId | undefined,
+    densityPpm: densityFor(o.codec as string | undefined, o.densityPpm as number | undefined),
     collectTimeoutSec: o.collectTimeout as number | undefined,
     voteTimeoutSec: o.voteTimeout as number | undefined,
     seed: o.seed as string | undefined,

@@ -68,7 +68,9 @@ export function renderReport(s: Summary): { markdown: string; svg: string } {
   const find = (arm: string, round: number, protocol: string) => ag.find((a) => a.arm === arm && a.round === round && a.protocol === protocol)
   const lines: string[] = []
   lines.push(`# ColD Fusion experiment`, '')
-  lines.push(`${tasks.length} tasks (${tasks.join(', ')}), ${R} rounds, ${s.options.seeds} eval seeds; ${(s.seconds / 60).toFixed(1)} min in all. Accuracy in %, mean ± sample sd over seeds.`, '')
+  const codec = s.options.codec as { codec: string; densityPpm?: number } | undefined
+  const deltas = codec ? `, ${codec.codec}${codec.densityPpm !== undefined ? ` (${codec.densityPpm} per million kept)` : ''} deltas` : ''
+  lines.push(`${tasks.length} tasks (${tasks.join(', ')}), ${R} rounds${deltas}, ${s.options.seeds} eval seeds; ${(s.seconds / 60).toFixed(1)} min in all. Accuracy in %, mean ± sample sd over seeds.`, '')
   const arms = ['initial', 'fused', 'unseen', 'multitask', ...[...new Set(s.records.map((r) => r.arm))].filter((a) => a.startsWith('rule:'))]
   for (const protocol of ['probe', 'few', 'full']) {
     if (!ag.some((a) => a.protocol === protocol)) continue

@@ -7,7 +7,7 @@ import { readEvalSet, sampleExamples } from '../eval/data.js'
 import { loadEvalBase } from '../eval/model.js'
 import { writeBuiltinBaseDir } from './base-dir.js'
 import { simulateRounds, trainMultitask, type CentralTask, type CentralTraining } from './central.js'
-import { BIN, runSwarm } from './swarm.js'
+import { BIN, runSwarm, type SwarmSpec } from './swarm.js'
 import { renderReport, type EvalRecord, type Summary } from './report.js'
 import { recordKey, RunJournal } from './journal.js'
 
@@ -39,6 +39,8 @@ export interface ExperimentOptions {
   resume?: boolean
   baseSeed: string
   maxLen: number
+  /** Delta compression of the swarms (default: the swarm default, q8-block); part of the run's options. */
+  codec?: SwarmSpec['codec']
   log: (line: string) => void
 }
 
@@ -69,8 +71,8 @@ export async function runExperiment(o: ExperimentOptions): Promise<Summary> {
   o.log(`initial base: built-in model (2 layers, width 64) from seed "${o.baseSeed}", ${bases.initial.hash.slice(0, 12)} -> ${initialDir}`)
 
   // 2. ColD Fusion: a real local swarm, one daemon per task.
-  const swarm = { rounds: o.rounds, steps, batchSize: o.batchSize, lr: o.lr, baseSeed: o.baseSeed, timeoutSec: 3600 }
-  o.log(`colD fusion swarm: ${o.tasks.length} daemons, ${o.rounds} rounds x ${steps} steps`)
+  const swarm = { rounds: o.rounds, steps, batchSize: o.batchSize, lr: o.lr, baseSeed: o.baseSeed, timeoutSec: 3600, codec: o.codec }
+  o.log(`colD fusion swarm: ${o.tasks.length} daemons, ${o.rounds} rounds x ${steps} steps${o.codec ? `, ${o.codec.codec} deltas` : ''}`)
   const main = await journal.stage('swarm-all', join(out, 'swarm-all'), () => runSwarm({ ...swarm, dir: join(out, 'swarm-all'), nodes: nodeData, fusion: { rule: 'mean' }, onProgress: (l) => o.log(`  ${l}`) }))
   if (main.hashes[0] !== bases.initial.hash) throw new Error('the swarm started from another base than the initial one')
   for (let r = 1; r <= o.rounds; r++) bases[`fused-r${r}`] = { dir: main.baseDirs[r], hash: main.hashes[r] }

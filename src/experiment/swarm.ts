@@ -1,5 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
+import type { CodecId } from '../codec/ids.js'
 import { createSwarmDefinition } from '../config/genesis.js'
 import { formatSwarmDefinition, parseSwarmDefinition } from '../config/swarm.js'
 import type { NodeStatus } from '../rounds/status.js'
@@ -23,6 +24,8 @@ export interface SwarmSpec {
   /** Seed of the round-0 base (the same for every arm). */
   baseSeed: string
   fusion: { rule: string; params?: Record<string, number> }
+  /** Delta compression of the swarm (default: the swarm default, q8-block). */
+  codec?: { codec: CodecId; densityPpm?: number }
   timeoutSec: number
   onProgress?: (line: string) => void
 }
@@ -48,6 +51,7 @@ export async function runSwarm(s: SwarmSpec): Promise<SwarmRun> {
   const { def: d0 } = createSwarmDefinition({
     name: 'experiment', seed: s.baseSeed, minContributors: s.nodes.length, stepsPerRound: s.steps, batchSize: s.batchSize,
     learningRate: s.lr, collectTimeoutSec: Math.max(120, s.timeoutSec), voteTimeoutSec: 30,
+    codec: s.codec?.codec, densityPpm: s.codec?.densityPpm,
   })
   const def = parseSwarmDefinition({ ...d0, fusion: { rule: s.fusion.rule, ...(s.fusion.params && Object.keys(s.fusion.params).length > 0 ? { params: s.fusion.params } : {}) } }, 'experiment swarm')
   const swarmFile = join(s.dir, 'swarm.json')
