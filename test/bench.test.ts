@@ -39,6 +39,15 @@ describe('bench (smoke)', () => {
     await rm(dir, { recursive: true, force: true })
   })
 
+  it('a partial run (--only) writes its own file and leaves the whole run\'s latest.json alone', async function () {
+    this.timeout(120_000)
+    const cwd = await mkdtemp(join(dir, 'cwd-'))
+    await run(process.execPath, [join(root, 'bin/bench.js'), '--smoke', '--only', 'fusion'], { cwd })
+    const part = JSON.parse(await readFile(join(cwd, 'bench-results', 'latest-fusion.json'), 'utf8'))
+    assert.deepEqual(Object.keys(part.seconds_by_bench), ['fusion'])
+    assert.ok(!existsSync(join(cwd, 'bench-results', 'latest.json')))
+  })
+
   it('runs every benchmark, prints the JSON on stdout and writes the same file', async function () {
     this.timeout(900_000)
     const out = join(dir, 'latest.json')

@@ -28,7 +28,8 @@ const HELP = `Usage: npm run bench -- [options]
                      each round (default: 8 and 16 all training, 16 and 32 with 8 drawn; 300 s per swarm)
   --smoke            tiny sizes (seconds; what CI runs)
   --only LIST        comma-separated subset of: ${BENCHES.join(', ')}
-  --out FILE         where to write the JSON (default bench-results/latest.json)
+  --out FILE         where to write the JSON (default bench-results/latest.json; with --only,
+                     bench-results/latest-ONLY.json, so a partial run keeps the whole run's file)
   --data DIR         the real task data (default ../shared/data; the quality bench is skipped without it)
   --jobs N           parallel processes for the quality sweep (default 2)
   --rounds N         quality: rounds per codec (default 6)
@@ -106,7 +107,7 @@ export async function main(argv: string[]): Promise<number> {
       full: { type: 'boolean', default: false },
       smoke: { type: 'boolean', default: false },
       only: { type: 'string' },
-      out: { type: 'string', default: 'bench-results/latest.json' },
+      out: { type: 'string' },
       data: { type: 'string' },
       jobs: { type: 'string', default: '2' },
       rounds: { type: 'string' },
@@ -123,6 +124,7 @@ export async function main(argv: string[]): Promise<number> {
   const mode: Mode = values.smoke ? 'smoke' : values.full ? 'full' : 'default'
   const sizes = SIZES[mode]
   const only = values.only ? values.only.split(',').map((s) => s.trim()) : [...BENCHES]
+  const outFile = values.out ?? (values.only ? `bench-results/latest-${only.join('-')}.json` : 'bench-results/latest.json')
   const unknown = only.filter((b) => !(BENCHES as readonly string[]).includes(b))
   if (unknown.length) throw new Error(`--only: unknown benchmark ${unknown.join(', ')} (known: ${BENCHES.join(', ')})`)
   const jobs = Number(values.jobs)
@@ -187,7 +189,7 @@ export async function main(argv: string[]): Promise<number> {
     errors,
   }
   const summary = [
-    `Headline figures (${mode} sizes; full JSON in ${values.out})`,
+    `Headline figures (${mode} sizes; full JSON in ${outFile})`,
     `  ${'figure'.padEnd(34)} ${'value'.padStart(12)}  ${'target'.padEnd(20)} sizes`,
     ...HEADLINE.filter(([n]) => n in figures).map(([n, target]) => {
       const f = figures[n]
@@ -199,7 +201,7 @@ export async function main(argv: string[]): Promise<number> {
   ]
   say('')
   for (const line of summary) say(line)
-  const out = resolve(values.out!)
+  const out = resolve(outFile)
   await mkdir(dirname(out), { recursive: true })
   await writeFile(out, JSON.stringify(result, null, 2) + '\n')
   if (values.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n')
