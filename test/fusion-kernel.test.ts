@@ -6,7 +6,7 @@ import { DeltaRejectedError, fuseRound, hashTensors, type DeltaFileInput, type D
 import { encodeSafetensors } from '../src/model/safetensors.js'
 import type { TensorMap } from '../src/model/tensors.js'
 import { mulberry32 } from '../src/data/rng.js'
-import { deltaFileDir, resealed } from './helpers/payloads.js'
+import { deltaFileDir, resealed, seededTensors } from './helpers/payloads.js'
 
 /**
  * The q8 kernel's paths (every delta of a piece in one call when they share a block size, delta
@@ -22,17 +22,7 @@ const SHAPES: Record<string, number[]> = {
   'e.weight': [5000],
 }
 
-function tensors(seed: number, scale: number): TensorMap {
-  const r = mulberry32(seed)
-  const t: TensorMap = new Map()
-  for (const [name, shape] of Object.entries(SHAPES)) {
-    const data = new Float32Array(shape.reduce((a, b) => a * b, 1))
-    for (let i = 0; i < data.length; i++) data[i] = (r() * 2 - 1) * scale
-    if (data.length > 400) data.fill(0, 100, 400) // zero-scale blocks
-    t.set(name, { shape, data })
-  }
-  return t
-}
+const tensors = (seed: number, scale: number): TensorMap => seededTensors(SHAPES, seed, scale)
 
 const base = tensors(1, 0.1)
 const baseHash = hashTensors(base)

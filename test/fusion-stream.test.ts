@@ -9,7 +9,7 @@ import type { TensorMap } from '../src/model/tensors.js'
 import { PayloadError } from '../src/util/errors.js'
 import { q8Kernel, useQ8Kernel } from '../src/codec/wasm-q8.js'
 import { mulberry32 } from '../src/data/rng.js'
-import { deltaFileDir, rejected, resealed } from './helpers/payloads.js'
+import { deltaFileDir, rejected, resealed, seededTensors } from './helpers/payloads.js'
 
 /**
  * The streaming fusion (pieces of `chunk` coordinates, fused decode-and-add, sections read from
@@ -25,18 +25,7 @@ const SHAPES: Record<string, number[]> = {
   'd.empty': [0, 4],
 }
 
-function tensors(seed: number, scale: number): TensorMap {
-  const r = mulberry32(seed)
-  const t: TensorMap = new Map()
-  for (const [name, shape] of Object.entries(SHAPES)) {
-    const data = new Float32Array(shape.reduce((a, b) => a * b, 1))
-    for (let i = 0; i < data.length; i++) data[i] = (r() * 2 - 1) * scale
-    // A run of zeros: zero-scale blocks and dropped positions.
-    if (data.length > 400) data.fill(0, 100, 400)
-    t.set(name, { shape, data })
-  }
-  return t
-}
+const tensors = (seed: number, scale: number): TensorMap => seededTensors(SHAPES, seed, scale)
 
 const base = tensors(1, 0.1)
 const baseHash = hashTensors(base)

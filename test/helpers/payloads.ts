@@ -3,7 +3,9 @@ import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { mulberry32 } from '../../src/data/rng.js'
 import { DeltaRejectedError, type DeltaFileInput, type DeltaInput } from '../../src/fusion/index.js'
+import type { TensorMap } from '../../src/model/tensors.js'
 
 /** Run `fn`, expect a DeltaRejectedError with this reason, and return it. */
 export function rejected(fn: () => unknown, reason: string): DeltaRejectedError {
@@ -44,4 +46,20 @@ export function deltaFileDir(prefix: string): { path(name: string): string; toFi
         return { id: d.id, file, examples: d.examples }
       }),
   }
+}
+
+/**
+ * Seeded tensors of the given shapes, values uniform in [-scale, scale), with a run of zeros
+ * (coordinates 100 to 399) in tensors longer than 400: zero-scale blocks and dropped positions.
+ */
+export function seededTensors(shapes: Record<string, number[]>, seed: number, scale: number): TensorMap {
+  const r = mulberry32(seed)
+  const t: TensorMap = new Map()
+  for (const [name, shape] of Object.entries(shapes)) {
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1))
+    for (let i = 0; i < data.length; i++) data[i] = (r() * 2 - 1) * scale
+    if (data.length > 400) data.fill(0, 100, 400)
+    t.set(name, { shape, data })
+  }
+  return t
 }
