@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from 'commander'
-import { isSparseCodec } from '../codec/ids.js'
+import { CODEC_IDS, isSparseCodec } from '../codec/ids.js'
 import { UserError } from '../util/errors.js'
 
 /** Option parsers shared by the commands: each names the option in its error. */
@@ -18,7 +18,7 @@ export const num = (name: string) => (v: string): number => {
 /** `--density-ppm` only means something for the top-k codecs: say so instead of ignoring it. */
 export function densityFor(codec: string | undefined, densityPpm: number | undefined): number | undefined {
   if (densityPpm === undefined) return undefined
-  if (codec === undefined || !isSparseCodec(codec)) throw new UserError(`--density-ppm applies to the top-k codecs (topk-f32, topk-q8, topk-q4, topk-q1); give one with --codec`)
+  if (codec === undefined || !isSparseCodec(codec)) throw new UserError(`--density-ppm applies to the top-k codecs (${CODEC_IDS.filter(isSparseCodec).join(', ')}); give one with --codec`)
   return densityPpm
 }
 

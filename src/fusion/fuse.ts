@@ -159,9 +159,11 @@ function openInput(d: DeltaInput | DeltaFileInput, expect: DecodeExpect, verifie
   }
 }
 
-function copyInto(dest: Float32Array, src: Float32Array): Float32Array {
-  dest.set(src)
-  return dest
+/** Tensor `name` of the base, unchanged, in its output array. */
+function copyTensor(name: string, t: { shape: number[]; data: Float32Array }, output: FusionContext['output']): { shape: number[]; data: Float32Array } {
+  const data = output(name, t.data.length)
+  data.set(t.data)
+  return { shape: [...t.shape], data }
 }
 
 function verifyFile(f: { id: string; bytes: FileBytes }): void {
@@ -186,7 +188,7 @@ function runRule(
     if (normBound) {
       fused = applyNormBound(inputs, normBound, c.chunk).kept
       // Every node makes the same decision; if all deltas are rejected the base stays as it is.
-      if (fused.length === 0) return new Map(sortedNames(base).map((k) => [k, { shape: [...base.get(k)!.shape], data: copyInto(c.output(k, base.get(k)!.data.length), base.get(k)!.data) }]))
+      if (fused.length === 0) return new Map(sortedNames(base).map((k) => [k, copyTensor(k, base.get(k)!, c.output)]))
     }
     const seed = createHash('sha256').update(`coldfusion-fuse\n${rule.id}\n${c.round}\n${c.baseHash}\n${inputs.map((d) => d.id).join('\n')}`).digest('hex')
     const ctx: FusionContext = { ...c, seed }
