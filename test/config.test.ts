@@ -23,6 +23,16 @@ describe('node config', () => {
     assert.throws(() => parseNodeConfig('data: {train: a.jsonl}\nmaxPeers: 0\n', 'c.yaml'), (err: Error) => err instanceof ConfigError && /c\.yaml:2: maxPeers: /.test(err.message))
   })
 
+  it('fusionThreads: optional (the core count, at most 4), kept through render and parse, and a bad value named by line', () => {
+    const c = NodeConfigSchema.parse({ data: { train: 'd.jsonl' } })
+    assert.equal(c.fusionThreads, undefined)
+    assert.equal(parseNodeConfig(renderNodeConfig(c), 'c.yaml').fusionThreads, undefined)
+    assert.equal(parseNodeConfig(renderNodeConfig({ ...c, fusionThreads: 3 }), 'c.yaml').fusionThreads, 3)
+    for (const bad of ['0', '65', '1.5', 'two']) {
+      assert.throws(() => parseNodeConfig(`data: {train: a.jsonl}\nfusionThreads: ${bad}\n`, 'c.yaml'), (err: Error) => err instanceof ConfigError && /c\.yaml:2: fusionThreads: /.test(err.message))
+    }
+  })
+
   it('names the file, the line and the key of a bad value', () => {
     const text = 'listen:\n  - "/ip4/0.0.0.0/tcp/4001"\nmdns: true\ndata:\n  train: "x.jsonl"\nbackend: quantum\n'
     assert.throws(() => parseNodeConfig(text, 'home/config.yaml'), (err: Error) => {

@@ -254,10 +254,12 @@ describe('streaming fusion', () => {
     writeFileSync(file, d.payload)
     assert.deepEqual(payloadDigests(d.payload), { id: d.id, checksumOk: true })
     for (const pattern of [[0, 50, 10, 400, 1000], [300, 0, 7], []]) {
-      const fb = FileBytes.open(file)
-      for (const at of pattern) fb.read(at, Math.min(200, d.payload.length - at), 1)
-      fb.verify(d.id)
-      fb.close()
+      for (const hashAsRead of [true, false]) {
+        const fb = FileBytes.open(file, { hashAsRead })
+        for (const at of pattern) fb.read(at, Math.min(200, d.payload.length - at), 1)
+        fb.verify(d.id)
+        fb.close()
+      }
     }
     const fb = FileBytes.open(file)
     assert.throws(() => fb.verify('00'.repeat(32)), (e: unknown) => e instanceof PayloadError && e.reason === 'hash-mismatch')

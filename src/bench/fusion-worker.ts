@@ -1,7 +1,8 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { encodeDelta, openDelta, type CodecSettings } from '../codec/index.js'
-import { CHUNK, fuseRound, hashTensors, type DeltaFileInput, type DeltaInput } from '../fusion/index.js'
+import { CHUNK, fuseRound, fusionThreads, hashTensors, setFusionThreads, shareable, type DeltaFileInput, type DeltaInput } from '../fusion/index.js'
 import type { ModelConfig } from '../model/config.js'
 import { decodeSafetensors, encodeSafetensors } from '../model/safetensors.js'
 import type { TensorMap } from '../model/tensors.js'
@@ -18,7 +19,7 @@ import { noiseTensors } from './synthetic.js'
 
 export type FusionJob =
   | { mode: 'make'; dir: string; config: ModelConfig; deltas: number; codec: CodecSettings }
-  | { mode: 'fuse'; dir: string; deltas: number; repeats: number; source: 'memory' | 'disk' }
+  | { mode: 'fuse'; dir: string; deltas: number; repeats: number; source: 'memory' | 'disk'; threads: number }
 
 export interface MakeResult {
   params: number
@@ -41,6 +42,9 @@ export interface FuseResult {
   fuseSeconds: number
   /** The same into a fresh array (a node's first fusion): its page faults are paid on top. */
   fuseFreshSeconds: number
+  /** Threads fusion used (fusionThreads), and fuseSeconds' path on one thread. */
+  threads: number
+  fuseOneThreadSeconds: number
   /** Peak RSS of this process (base, result, fusion and, in memory, the payloads), read after the first fusion. */
   peakRssMb: number
   /** In memory only: the one-time id check on receipt (sha256 of every payload), not part of fuseSeconds. */
@@ -99,6 +103,31 @@ async function loadPayloads(dir: string, n: number): Promise<Uint8Array[]> {
   return payloads
 }
 
+/** The payloads read straight into shared memory, where fusion's helper threads can read them too. */
+function loadShared(dir: string, n: number): Uint8Array[] {
+  return Array.from({ length: n }, (_, j) => {
+    const fd = openSync(join(dir, `delta${j}.cfd`), 'r')
+    try {
+      const bytes = new Uint8Array(new SharedArrayBuffer(fstatSync(fd).size))
+      for (let got = 0; got < bytes.length; ) got += readSync(fd, bytes, got, bytes.length - got, got)
+      return bytes
+    } finally {
+      closeSync(fd)
+    }
+  })
+}
+
+/** fuseSeconds' measure again with fusion on one thread. */
+function oneThread(repeats: number, fuse: () => unknown): number {
+  const threads = fusionThreads()
+  setFusionThreads(1)
+  try {
+    return best(repeats, fuse)
+  } finally {
+    setFusionThreads(threads)
+  }
+}
+
 /** Times a copy of the payloads into one buffer (touched first, so page faults are not timed). */
 function memcpyTimer(payloads: Uint8Array[]): (repeats: number) => number {
   const dest = new Uint8Array(payloads.reduce((a, p) => a + p.length, 0))
@@ -114,8 +143,10 @@ function memcpyTimer(payloads: Uint8Array[]): (repeats: number) => number {
 }
 
 async function fuse(job: Extract<FusionJob, { mode: 'fuse' }>): Promise<FuseResult> {
+  setFusionThreads(job.threads)
   const buf = await readFile(join(job.dir, 'base.safetensors'))
-  const base = decodeSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), 'base').tensors
+  // As a node holds its base: large tensors in shared memory, for fusion's helper threads.
+  const base = shareable(decodeSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), 'base').tensors)
   let params = 0
   for (const t of base.values()) params += t.data.length
   const baseHash = hashTensors(base)
@@ -135,19 +166,23 @@ async function fuse(job: Extract<FusionJob, { mode: 'fuse' }>): Promise<FuseResu
     const memcpy = memcpyTimer(payloads)
     const memcpyA = memcpy(job.repeats)
     const fuseSeconds = best(job.repeats, () => fuseRound(base, files, { baseHash, verified: true, into }))
+    const fuseOneThreadSeconds = oneThread(job.repeats, () => fuseRound(base, files, { baseHash, verified: true, into }))
     const memcpyB = memcpy(job.repeats)
     const payloadBytes = payloads.reduce((a, p) => a + p.length, 0)
-    return { source: 'disk', deltas: job.deltas, params, payloadBytes, memcpySeconds: Math.min(memcpyA, memcpyB), fuseSeconds, fuseFreshSeconds, peakRssMb }
+    return { source: 'disk', deltas: job.deltas, params, payloadBytes, memcpySeconds: Math.min(memcpyA, memcpyB), fuseSeconds, fuseFreshSeconds, threads: job.threads, fuseOneThreadSeconds, peakRssMb }
   }
 
-  const payloads = await loadPayloads(job.dir, job.deltas)
-  const payloadBytes = payloads.reduce((a, p) => a + p.length, 0)
-  const deltas: DeltaInput[] = payloads.map((payload) => ({ id: sha256Hex(payload), payload, examples }))
+  // Fusion reads the payloads from shared memory (its helpers read them too); the copy reads the
+  // same bytes from ordinary memory, loaded after the peak RSS of fusion is taken.
+  const shared = loadShared(job.dir, job.deltas)
+  const payloadBytes = shared.reduce((a, p) => a + p.length, 0)
+  const deltas: DeltaInput[] = shared.map((payload) => ({ id: sha256Hex(payload), payload, examples }))
   let into: TensorMap | undefined
   let fuseFreshSeconds = best(1, () => {
     into = fuseRound(base, deltas, { baseHash, verified: true })
   })
   const peakRssMb = process.resourceUsage().maxRSS / 1024
+  const payloads = await loadPayloads(job.dir, job.deltas)
   const memcpy = memcpyTimer(payloads)
   const baseHashSeconds = best(1, () => hashTensors(base))
   const outputTouchSeconds = best(1, () => new Float32Array(params).fill(1))
@@ -165,12 +200,13 @@ async function fuse(job: Extract<FusionJob, { mode: 'fuse' }>): Promise<FuseResu
   const decodeSeconds = best(job.repeats, decodeAll)
   const memcpyA = memcpy(job.repeats)
   const fuseSeconds = best(job.repeats, () => fuseRound(base, deltas, { baseHash, verified: true, into }))
+  const fuseOneThreadSeconds = oneThread(job.repeats, () => fuseRound(base, deltas, { baseHash, verified: true, into }))
   fuseFreshSeconds = Math.min(fuseFreshSeconds, best(job.repeats - 1, () => fuseRound(base, deltas, { baseHash, verified: true })))
   const fuseUnverifiedSeconds = best(job.repeats, () => fuseRound(base, deltas, { baseHash, into }))
   const memcpyB = memcpy(job.repeats)
   return {
     source: 'memory', deltas: job.deltas, params, payloadBytes,
-    memcpySeconds: Math.min(memcpyA, memcpyB), fuseSeconds, fuseFreshSeconds, peakRssMb,
+    memcpySeconds: Math.min(memcpyA, memcpyB), fuseSeconds, fuseFreshSeconds, threads: job.threads, fuseOneThreadSeconds, peakRssMb,
     idHashSeconds, fuseUnverifiedSeconds, decodeSeconds, baseHashSeconds, outputTouchSeconds,
   }
 }

@@ -6,6 +6,7 @@ import { runChild } from './child.js'
 import { fig, type BenchResult } from './figures.js'
 import type { FuseResult, FusionJob, MakeResult } from './fusion-worker.js'
 import { robertaConfig } from './synthetic.js'
+import { fusionThreads } from '../fusion/index.js'
 
 /**
  * Decoding + deterministic fusion (fuseRound, as a node runs it) of N deltas against a plain copy
@@ -20,19 +21,22 @@ export interface FusionOptions {
   deltas: number[]
   codec: CodecSettings
   repeats: number
+  /** Threads fusion uses (default: fusionThreads(), the core count at most 4); each run is also timed on one thread. */
+  threads?: number
 }
 
 export async function runFusion(o: FusionOptions): Promise<BenchResult> {
   const dir = await mkdtemp(join(tmpdir(), 'cfd-bench-fusion-'))
   const config = robertaConfig(o.hidden, o.layers)
   const nMax = Math.max(...o.deltas)
+  const threads = o.threads ?? fusionThreads()
   try {
     const made = await runChild<MakeResult>('./fusion-worker.js', { mode: 'make', dir, config, deltas: nMax, codec: o.codec } satisfies FusionJob)
     const memory: FuseResult[] = []
     const disk: FuseResult[] = []
     for (const n of o.deltas) {
-      memory.push(await runChild<FuseResult>('./fusion-worker.js', { mode: 'fuse', dir, deltas: n, repeats: o.repeats, source: 'memory' } satisfies FusionJob))
-      disk.push(await runChild<FuseResult>('./fusion-worker.js', { mode: 'fuse', dir, deltas: n, repeats: o.repeats, source: 'disk' } satisfies FusionJob))
+      memory.push(await runChild<FuseResult>('./fusion-worker.js', { mode: 'fuse', dir, deltas: n, repeats: o.repeats, source: 'memory', threads } satisfies FusionJob))
+      disk.push(await runChild<FuseResult>('./fusion-worker.js', { mode: 'fuse', dir, deltas: n, repeats: o.repeats, source: 'disk', threads } satisfies FusionJob))
     }
     return summarize(o, made, memory, disk)
   } finally {
@@ -52,16 +56,20 @@ function summarize(o: FusionOptions, made: MakeResult, memory: FuseResult[], dis
   const head = memory[memory.length - 1]
   const dhead = disk[disk.length - 1]
   const payloadMb = made.payloadBytes[0] / MB
-  const sizes = { deltas: head.deltas, params: made.params, tensors: made.tensors, codec: o.codec.codec, layout: `roberta hidden ${o.hidden}, ${o.layers} layers, vocab 50265`, payload_mb: Number(payloadMb.toFixed(2)) }
+  const sizes = { deltas: head.deltas, params: made.params, tensors: made.tensors, codec: o.codec.codec, layout: `roberta hidden ${o.hidden}, ${o.layers} layers, vocab 50265`, payload_mb: Number(payloadMb.toFixed(2)), threads: head.threads }
   const growth = growthPerDelta(disk)
   const memGrowth = growthPerDelta(memory)
   const gb = (bytes: number, s: number) => bytes / s / 1e9
   const ratio = (r: FuseResult) => r.memcpySeconds / r.fuseSeconds
   const fresh = (r: FuseResult) => r.memcpySeconds / r.fuseFreshSeconds
+  const single = (r: FuseResult) => r.memcpySeconds / r.fuseOneThreadSeconds
   const figures = {
-    fusion_vs_memcpy: fig(ratio(head), 'ratio (memcpy seconds / fusion seconds, same payload bytes)', sizes, 'fusion = fuseRound of payloads in memory, base hash given, ids verified on receipt, result written into the base it replaces (as a node from its second round): decode fused with float64 accumulation, one rounding'),
+    fusion_vs_memcpy: fig(ratio(head), 'ratio (memcpy seconds / fusion seconds, same payload bytes)', sizes, `fusion = fuseRound of payloads in (shared) memory on ${head.threads} threads, base hash given, ids verified on receipt, result written into the base it replaces (as a node from its second round): decode fused with float64 accumulation, one rounding; memcpy = one thread copying the payloads from ordinary memory`),
+    fusion_one_thread_vs_memcpy: fig(single(head), 'ratio (memcpy seconds / fusion seconds)', sizes, 'the same fusion on one thread (fusionThreads 1)'),
+    fusion_from_disk_one_thread_vs_memcpy: fig(single(dhead), 'ratio (memcpy seconds / fusion seconds)', sizes, 'fusion from the files on one thread'),
+    fusion_threads: fig(head.threads, 'threads (the caller and its helpers)', sizes),
     fusion_fresh_output_vs_memcpy: fig(fresh(head), 'ratio (memcpy seconds / fusion seconds)', sizes, "the same into a fresh array (a node's first fusion): the new base's page faults on top"),
-    fusion_from_disk_vs_memcpy: fig(ratio(dhead), 'ratio (memcpy seconds / fusion seconds)', sizes, "fusion as the daemon runs it: each delta read from its file (page cache) piece by piece, its sha256 and checksum checked as it is read, into the replaced base"),
+    fusion_from_disk_vs_memcpy: fig(ratio(dhead), 'ratio (memcpy seconds / fusion seconds)', sizes, 'fusion as the daemon runs it: each thread reads its share of every delta from the files (page cache) piece by piece, each file is hashed whole (sha256 and checksum) by one thread, into the replaced base'),
     fusion_unverified_vs_memcpy: fig(head.memcpySeconds / head.fuseUnverifiedSeconds!, 'ratio', sizes, 'payloads in memory, ids not verified beforehand: fuseRound hashes each payload once (id and container checksum in one pass)'),
     id_check_vs_memcpy: fig(head.memcpySeconds / head.idHashSeconds!, 'ratio (memcpy seconds / sha256 seconds of the payloads)', sizes, 'the one-time id check on receipt, not part of fusion_vs_memcpy'),
     fusion_seconds: fig(head.fuseSeconds, 's', sizes),
@@ -84,9 +92,10 @@ function summarize(o: FusionOptions, made: MakeResult, memory: FuseResult[], dis
   const row = (m: FuseResult, d: FuseResult) =>
     `  ${String(m.deltas).padStart(3)} ${m.memcpySeconds.toFixed(4).padStart(9)} ${m.fuseSeconds.toFixed(3).padStart(9)} ${ratio(m).toFixed(3).padStart(7)} ${d.fuseSeconds.toFixed(3).padStart(9)} ${ratio(d).toFixed(3).padStart(7)} ${m.idHashSeconds!.toFixed(3).padStart(12)} ${m.decodeSeconds!.toFixed(3).padStart(9)} ${m.peakRssMb.toFixed(0).padStart(8)} ${d.peakRssMb.toFixed(0).padStart(8)}`
   const table = [
-    `Fusion (fuseRound) of N ${o.codec.codec} deltas, ${(made.params / 1e6).toFixed(1)}M params (${sizes.layout}), payload ${payloadMb.toFixed(1)} MiB each`,
+    `Fusion (fuseRound) of N ${o.codec.codec} deltas on ${head.threads} thread(s), ${(made.params / 1e6).toFixed(1)}M params (${sizes.layout}), payload ${payloadMb.toFixed(1)} MiB each`,
     `  ${'N'.padStart(3)} ${'memcpy s'.padStart(9)} ${'memory s'.padStart(9)} ${'ratio'.padStart(7)} ${'disk s'.padStart(9)} ${'ratio'.padStart(7)} ${'id sha256 s'.padStart(12)} ${'decode s'.padStart(9)} ${'RSS mem'.padStart(8)} ${'RSS disk'.padStart(8)}`,
     ...memory.map((m, i) => row(m, disk[i])),
+    `  On one thread: ratio ${single(head).toFixed(3)} in memory, ${single(dhead).toFixed(3)} from disk.`,
     `  Fusion writes into the base it replaces (a node from its second round); into a fresh array: ratio ${fresh(head).toFixed(3)} in memory, ${fresh(dhead).toFixed(3)} from disk (first touch of a fresh model-sized array alone: ${head.outputTouchSeconds!.toFixed(3)} s).`,
     `  (RSS in MiB, peak.) Without verified ids: ratio ${(head.memcpySeconds / head.fuseUnverifiedSeconds!).toFixed(3)}; base hash (when not passed): ${head.baseHashSeconds!.toFixed(3)} s; RSS growth per extra delta: ${growth === null ? 'n/a' : growth.toFixed(1)} MiB from disk, ${memGrowth === null ? 'n/a' : memGrowth.toFixed(1)} MiB in memory`,
   ]

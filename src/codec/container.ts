@@ -445,6 +445,7 @@ function openUnchecked(src: PayloadSource, expect: DecodeExpect, checksumVerdict
               throw fail(err)
             }
           },
+          skip: inner.skip ? (count) => inner.skip!(count) : undefined,
         }
       }
       return wrapped

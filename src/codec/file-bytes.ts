@@ -17,12 +17,15 @@ export class FileBytes implements PayloadSource {
   private readonly slots = new Map<number, Buffer>()
   private readonly hasher: PayloadHasher
 
-  private constructor(private fd: number | undefined, readonly path: string, readonly byteLength: number) {
+  private constructor(private fd: number | undefined, readonly path: string, readonly byteLength: number, private readonly hashAsRead: boolean) {
     this.hasher = new PayloadHasher(byteLength)
   }
 
-  /** Throws PayloadError 'not-found' if there is no such file. */
-  static open(path: string): FileBytes {
+  /**
+   * Throws PayloadError 'not-found' if there is no such file. `hashAsRead: false` when another
+   * reader checks the file (a fusion helper reading its share): `verify` then hashes it in one pass.
+   */
+  static open(path: string, opts: { hashAsRead?: boolean } = {}): FileBytes {
     let fd: number
     try {
       fd = openSync(path, 'r')
@@ -31,7 +34,7 @@ export class FileBytes implements PayloadSource {
       throw new PayloadError(`cannot open ${path}: ${code ?? (err as Error).message}`, code === 'ENOENT' ? 'not-found' : 'io-error')
     }
     try {
-      return new FileBytes(fd, path, fstatSync(fd).size)
+      return new FileBytes(fd, path, fstatSync(fd).size, opts.hashAsRead ?? true)
     } catch (err) {
       closeSync(fd)
       throw err
@@ -53,6 +56,11 @@ export class FileBytes implements PayloadSource {
 
   /** `len` bytes at `pos` straight into dest[0, len) (hashed there when in order). */
   readInto(pos: number, len: number, dest: Uint8Array): void {
+    this.readRaw(pos, len, dest)
+    if (this.hashAsRead) this.hashInOrder(pos, len, dest)
+  }
+
+  private readRaw(pos: number, len: number, dest: Uint8Array): void {
     if (len > dest.length) throw new RangeError(`readInto: ${len} bytes do not fit in ${dest.length}`)
     const fd = this.check(pos, len)
     for (let got = 0; got < len; ) {
@@ -60,6 +68,10 @@ export class FileBytes implements PayloadSource {
       if (n === 0) throw new PayloadError(`${this.path} ended after ${pos + got} of ${this.byteLength} bytes`, 'truncated')
       got += n
     }
+  }
+
+  /** Hash the part of bytes [pos, pos + len) (in dest) that continues what was hashed so far. */
+  private hashInOrder(pos: number, len: number, dest: Uint8Array): void {
     const at = this.hasher.position
     if (pos <= at && pos + len > at) this.hasher.update(dest.subarray(at - pos, len))
   }
@@ -75,7 +87,12 @@ export class FileBytes implements PayloadSource {
    * and the container checksum (reason 'checksum').
    */
   verify(id: string): void {
-    while (this.hasher.position < this.byteLength) this.read(this.hasher.position, Math.min(VERIFY_PIECE, this.byteLength - this.hasher.position), 2)
+    while (this.hasher.position < this.byteLength) {
+      const pos = this.hasher.position
+      const len = Math.min(VERIFY_PIECE, this.byteLength - pos)
+      const buf = this.read(pos, len, 2)
+      if (!this.hashAsRead) this.hashInOrder(pos, len, buf)
+    }
     this.slots.delete(2)
     const { id: actual, checksumOk } = this.hasher.result()
     if (actual !== id) throw new PayloadError(`${this.path} is damaged: its sha256 is ${actual.slice(0, 12)}`, 'hash-mismatch')

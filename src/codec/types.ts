@@ -107,4 +107,6 @@ export interface SectionStream {
   readonly q8Block?: number
   stage?(slot: number, count: number): boolean
   check?(slot: number, count: number): void
+  /** q8 streams: move past the next `count` values without reading them (fusion split across threads). */
+  skip?(count: number): void
 }

@@ -67,6 +67,13 @@ export const NodeConfigSchema = z
       .default({ allowPeers: [] })
       .describe('Private swarm: who may connect.'),
     backend: z.enum(BACKENDS).default('auto').describe('TensorFlow.js backend; auto tries tensorflow-gpu (@tensorflow/tfjs-node-gpu), tensorflow (@tensorflow/tfjs-node), wasm, then cpu.'),
+    fusionThreads: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .optional()
+      .describe('Threads fusion uses, its own included (1: none added); default: the number of cores, at most 4. Threads split q8-block fusion of tensors of 262,144 values or more; the bytes are the same for any count.'),
     logLevel: z.enum(LOG_LEVELS).default('info').describe('Level of the JSON log lines on stderr.'),
   })
   .strict()
@@ -136,6 +143,10 @@ ${c.network.swarmKeyFile ? `  swarmKeyFile: ${q(c.network.swarmKeyFile)}\n` : ''
 # TensorFlow.js backend: auto tries tensorflow-gpu (@tensorflow/tfjs-node-gpu), tensorflow
 # (@tensorflow/tfjs-node), wasm, then cpu.
 backend: ${c.backend}
+
+# Threads fusion uses (the node's own included) for q8-block deltas; the result is the same bytes
+# for any count. Default: the number of cores, at most 4.
+${c.fusionThreads === undefined ? '# fusionThreads: 4' : `fusionThreads: ${c.fusionThreads}`}
 
 # Log level: trace, debug, info, warn, error, fatal or silent.
 logLevel: ${c.logLevel}

@@ -24,6 +24,7 @@ import { ApiServer } from '../api/server.js'
 import { NodeTelemetry } from '../api/telemetry.js'
 import { apiTokenFor } from '../api/token.js'
 import { selectBackend, type BackendPreference } from '../model/backend.js'
+import { setFusionThreads } from '../fusion/index.js'
 import { decodeSafetensors } from '../model/safetensors.js'
 import { loadExamples, splitHeldOut } from '../data/index.js'
 import { NodeTrainer } from '../train/local.js'
@@ -92,6 +93,7 @@ export class Daemon {
       log.info({ file: dataPath, train: train.length, eval: held.length, labels: loaded.labels.length }, 'loaded local data')
 
       const backend = await selectBackend({ prefer: config.backend as BackendPreference, log })
+      if (config.fusionThreads !== undefined) setFusionThreads(config.fusionThreads)
 
       const checkpoints = new ContentStore(L.checkpoints, 'safetensors')
       const deltas = new ContentStore(L.deltas, 'cfd')

@@ -1,6 +1,8 @@
 import type { SectionStream } from '../codec/index.js'
 import { FUSE_INPUTS, q8Kernel, type Q8Kernel } from '../codec/wasm-q8.js'
 import { sortedNames, type TensorMap } from '../model/tensors.js'
+import { planSplit } from './split.js'
+import { runWithHelpers, verifyFiles } from './threads.js'
 import type { FusionContext, FusionDelta } from './types.js'
 
 /**
@@ -31,7 +33,7 @@ export interface SumPlan {
  * where the codec can) into one small accumulator before the next piece. The result does not
  * depend on `chunk`: each coordinate sees the same additions in the same order.
  */
-export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan: SumPlan, ctx: Pick<FusionContext, 'chunk' | 'output'>): TensorMap {
+export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan: SumPlan, ctx: Pick<FusionContext, 'chunk' | 'output' | 'shared' | 'round' | 'baseHash'>): TensorMap {
   const chunk = ctx.chunk ?? CHUNK
   const { scale, div } = plan
   const weights = deltas.map((_, k) => plan.weights?.[k] ?? 1)
@@ -39,22 +41,48 @@ export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan:
   const kernel = q8Kernel()
   const acc = kernel?.accumulator(chunk) ?? new Float64Array(chunk)
   const scratch = plan.adder ? new Float32Array(chunk) : undefined
+  const names = sortedNames(base)
+  const outputs = new Map(names.map((name) => [name, ctx.output(name, base.get(name)!.data.length)]))
+  const split = kernel && !plan.adder ? planSplit(base, deltas, outputs, ctx, { weights, scale, div, chunk }) : undefined
   const out: TensorMap = new Map()
-  for (const name of sortedNames(base)) out.set(name, { shape: [...base.get(name)!.shape], data: sumTensor(name) })
+  const fuseOwn = () => {
+    for (const name of names) out.set(name, { shape: [...base.get(name)!.shape], data: sumTensor(name, split?.ownStart.get(name)) })
+    if (split) for (const id of verifyFiles(split.ownVerify)) ctx.shared!.verified.add(id)
+  }
+  if (!split) {
+    fuseOwn()
+    return out
+  }
+  runWithHelpers(split.jobs, fuseOwn).forEach((r, j) => {
+    if (r.ok) for (const id of r.verified) ctx.shared!.verified.add(id)
+    // A helper that failed: its share is done here, where a bad delta is named as without helpers.
+    else for (const range of split.jobs[j].ranges) fuseRange(range.name, range.lo, range.hi, split.jobs[j].B)
+  })
   return out
 
-  function sumTensor(name: string): Float32Array {
+  /** Coordinates [lo, hi) of a q8 tensor, every delta's stream moved to lo. */
+  function fuseRange(name: string, lo: number, hi: number, B: number): void {
+    const streams = deltas.map((d) => d.reader.stream(name))
+    if (!streams.every((s) => s.q8Block === B && s.skip)) throw new Error(`tensor ${name}: not every delta is q8 in blocks of ${B}`)
+    for (const s of streams) s.skip!(lo)
+    fuseQ8(kernel!, streams, weights, B, base.get(name)!.data, outputs.get(name)!, chunk, scale, div, lo, hi)
+  }
+
+  /** Tensor `name`, or with `start` (a split tensor) its coordinates [start, n), the rest being the helpers'. */
+  function sumTensor(name: string, start?: number): Float32Array {
     const b = base.get(name)!.data
     const n = b.length
     const streams = deltas.map((d) => d.reader.stream(name))
     const adders = plan.adder ? deltas.map((_, k) => plan.adder!(k, name)) : undefined
-    const data = ctx.output(name, n)
+    const data = outputs.get(name)!
     // Every delta q8 in the same blocks: the kernel adds them all per piece, sums in registers.
     const B = kernel && !adders ? streams[0]?.q8Block : undefined
-    if (B !== undefined && streams.every((s) => s.q8Block === B)) {
-      fuseQ8(kernel!, streams, weights, B, b, data, chunk, scale, div)
+    if (B !== undefined && streams.every((s) => s.q8Block === B && (start === undefined || s.skip))) {
+      if (start !== undefined) for (const s of streams) s.skip!(start)
+      fuseQ8(kernel!, streams, weights, B, b, data, chunk, scale, div, start ?? 0, n)
       return data
     }
+    if (start !== undefined) throw new Error(`tensor ${name}: split, but not every delta is q8 in blocks of one size`)
     // The first delta may set the sums (0 + value, the same as adding to zeros) without reading them.
     const first = adders ? undefined : streams[0]?.set
     for (let start = 0; start < n; start += chunk) {
@@ -84,11 +112,12 @@ export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan:
 }
 
 /**
- * fuseBySum's loop for deltas that are all q8 in blocks of B: per piece, up to FUSE_INPUTS deltas
- * at a time are staged in the kernel's memory and added by one call (the first group from 0, the
- * last one finishing into the base's piece). The same additions in the same order per coordinate.
+ * fuseBySum's loop for deltas that are all q8 in blocks of B, over coordinates [lo, hi) of one
+ * tensor (the streams stand at lo): per piece, up to FUSE_INPUTS deltas at a time are staged in
+ * the kernel's memory and added by one call (the first group from 0, the last one finishing into
+ * the base's piece). The same additions in the same order per coordinate, wherever a range starts.
  */
-function fuseQ8(kernel: Q8Kernel, streams: SectionStream[], weights: number[], B: number, b: Float32Array, data: Float32Array, chunk: number, scale: number, div: number): void {
+export function fuseQ8(kernel: Q8Kernel, streams: SectionStream[], weights: readonly number[], B: number, b: Float32Array, data: Float32Array, chunk: number, scale: number, div: number, lo = 0, hi = b.length): void {
   const groups: { streams: SectionStream[]; weights?: number[] }[] = []
   for (let g = 0; g < streams.length; g += FUSE_INPUTS) {
     const w = weights.slice(g, g + FUSE_INPUTS)
@@ -96,8 +125,8 @@ function fuseQ8(kernel: Q8Kernel, streams: SectionStream[], weights: number[], B
     groups.push({ streams: streams.slice(g, g + FUSE_INPUTS), weights: w.some((x) => x !== 1) ? w : undefined })
   }
   const area = kernel.baseArea()
-  for (let start = 0; start < b.length; start += chunk) {
-    const count = Math.min(chunk, b.length - start)
+  for (let start = lo; start < hi; start += chunk) {
+    const count = Math.min(chunk, hi - start)
     for (let g = 0; g < groups.length; g++) {
       const group = groups[g].streams
       let ok = true

@@ -6,6 +6,7 @@ import { FileBytes, openDelta, openDeltaSource, payloadDigests, type DecodeExpec
 import { hashTensors } from './hash.js'
 import { applyNormBound, type NormBound } from './norm-bound.js'
 import { fusionRuleIds, getFusionRule } from './registry.js'
+import { fusionThreads, isShared, tensorArray, type SharedSource } from './threads.js'
 import type { FusionContext, FusionDelta, FusionParams, FusionRule } from './types.js'
 
 /** A delta as the round hands it over: its id (sha256 of the payload), the bytes, its example count. */
@@ -106,18 +107,32 @@ export function fuseRound(base: TensorMap, deltas: readonly (DeltaInput | DeltaF
       }
       inputs.push({ id: d.id, examples: d.examples, meta: reader.meta, reader })
     }
-    const out = runRule(base, inputs, rule, { round: round!, baseHash, params, chunk: opts.chunk, output: outputFor(opts.into) }, opts.normBound, files)
-    // A file changed since it was received must not count: its bytes were hashed as they were read.
-    for (const f of files) verifyFile(f)
+    const shared = sharedInputs(sorted)
+    const out = runRule(base, inputs, rule, { round: round!, baseHash, params, chunk: opts.chunk, output: outputFor(opts.into), shared }, opts.normBound, files)
+    // A file changed since it was received must not count: its bytes were hashed as they were read
+    // (or whole, by the thread that checked it).
+    for (const f of files) if (!shared?.verified.has(f.id)) verifyFile(f)
     return out
   } finally {
     for (const f of files) f.bytes.close()
   }
 }
 
-/** Where each result tensor goes: the caller's array for it, or a new one. */
+/** Where each result tensor goes: the caller's array for it, or a new one (shared, for helper threads, when large). */
 function outputFor(into: TensorMap | undefined): (name: string, length: number) => Float32Array {
-  return (name, length) => into?.get(name)?.data ?? new Float32Array(length)
+  return (name, length) => into?.get(name)?.data ?? tensorArray(length)
+}
+
+/** Every delta as helper threads can read it (its file, or a payload in shared memory), or undefined. */
+function sharedInputs(deltas: readonly (DeltaInput | DeltaFileInput)[]): FusionContext['shared'] {
+  if (fusionThreads() < 2) return undefined
+  const sources = new Map<string, SharedSource>()
+  for (const d of deltas) {
+    if ('file' in d) sources.set(d.id, { id: d.id, file: d.file })
+    else if (isShared(d.payload)) sources.set(d.id, { id: d.id, bytes: d.payload })
+    else return undefined
+  }
+  return { sources, verified: new Set() }
 }
 
 function checkInto(base: TensorMap, into: TensorMap, deltas: readonly (DeltaInput | DeltaFileInput)[]): void {
@@ -179,7 +194,7 @@ function runRule(
   base: TensorMap,
   inputs: FusionDelta[],
   rule: FusionRule,
-  c: Pick<FusionContext, 'round' | 'baseHash' | 'params' | 'chunk' | 'output'>,
+  c: Pick<FusionContext, 'round' | 'baseHash' | 'params' | 'chunk' | 'output' | 'shared'>,
   normBound: NormBound | undefined,
   files: { id: string; bytes: FileBytes }[],
 ): TensorMap {

@@ -1,5 +1,6 @@
 import type { TensorMap } from '../model/tensors.js'
 import type { DeltaMeta, DeltaReader } from '../codec/index.js'
+import type { SharedSource } from './threads.js'
 
 /**
  * A fusion rule has one job, as a Flower Strategy's aggregate: turn the base and a set of deltas
@@ -42,6 +43,12 @@ export interface FusionContext {
    * memory is already mapped, or a new one. Its old contents are garbage; the rule writes them all.
    */
   readonly output: (name: string, length: number) => Float32Array
+  /**
+   * Set when fusion may use helper threads (threads.ts) and every delta can be read by them: each
+   * delta's file or shared payload, by id. Rules that split work record in `verified` the files
+   * they checked whole, which the caller then does not check again.
+   */
+  readonly shared?: { readonly sources: ReadonlyMap<string, SharedSource>; readonly verified: Set<string> }
 }
 
 export interface FusionRule {

@@ -1,0 +1,62 @@
+import { sortedNames, type TensorMap } from '../model/tensors.js'
+import { fusionThreads, isShared, MIN_SPLIT, type HelperJob, type SharedSource } from './threads.js'
+import type { FusionContext, FusionDelta } from './types.js'
+
+/** How fuseBySum shares one fusion with helper threads. */
+export interface Split {
+  /**
+   * Per split tensor, where the caller's share starts: it fuses [start, n), the helpers the
+   * coordinates before, so the caller's reads from the start of each file stay in order (hashed
+   * as read) only over the tensors it fuses whole.
+   */
+  ownStart: Map<string, number>
+  jobs: HelperJob[]
+  /** Files the caller checks whole while the helpers work. */
+  ownVerify: { id: string; file: string }[]
+}
+
+export interface SumArgs {
+  weights: number[]
+  scale: number
+  div: number
+  chunk: number
+}
+
+/**
+ * The split of a summing fusion across threads, or undefined when it stays on this thread: one
+ * thread configured, a delta not q8 in the same blocks (only the q8 kernel's loop is split), a
+ * delta helpers cannot read, or no tensor large enough with its base and result in shared memory.
+ * Cuts fall on piece boundaries; files are checked whole one per thread in turn.
+ */
+export function planSplit(base: TensorMap, deltas: readonly FusionDelta[], outputs: ReadonlyMap<string, Float32Array>, ctx: Pick<FusionContext, 'shared' | 'round' | 'baseHash'>, sum: SumArgs): Split | undefined {
+  const t = fusionThreads()
+  const shared = ctx.shared
+  if (t < 2 || !shared || deltas.length === 0) return undefined
+  const B = deltas[0].reader.params.blockSize
+  if (!deltas.every((d) => d.reader.codec === 'q8-block' && d.reader.params.blockSize === B)) return undefined
+  const sources: SharedSource[] = []
+  for (const d of deltas) {
+    const s = shared.sources.get(d.id)
+    if (!s) return undefined
+    sources.push(s)
+  }
+  const names = sortedNames(base)
+  const layout = names.map((name): [string, number[]] => [name, [...base.get(name)!.shape]])
+  const jobs: HelperJob[] = Array.from({ length: t - 1 }, () => ({ sources, layout, round: ctx.round, baseHash: ctx.baseHash, ranges: [], ...sum, B, verify: [] }))
+  const ownStart = new Map<string, number>()
+  for (const name of names) {
+    const b = base.get(name)!.data
+    const out = outputs.get(name)!
+    const n = b.length
+    if (n < MIN_SPLIT || !isShared(b) || !isShared(out)) continue
+    const cut = (j: number) => (j === t ? n : Math.round((n * j) / t / sum.chunk) * sum.chunk)
+    for (let j = 0; j < t - 1; j++) if (cut(j + 1) > cut(j)) jobs[j].ranges.push({ name, lo: cut(j), hi: cut(j + 1), base: b, out })
+    ownStart.set(name, cut(t - 1))
+  }
+  if (ownStart.size === 0) return undefined
+  const ownVerify: { id: string; file: string }[] = []
+  sources.forEach((s, k) => {
+    if ('file' in s) (k % t === 0 ? ownVerify : jobs[(k % t) - 1].verify).push({ id: s.id, file: s.file })
+  })
+  return { ownStart, jobs, ownVerify }
+}

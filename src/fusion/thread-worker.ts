@@ -1,0 +1,50 @@
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads'
+import { FileBytes, openDelta, openDeltaSource, type DeltaReader } from '../codec/index.js'
+import { q8Kernel } from '../codec/wasm-q8.js'
+import { fuseQ8 } from './accumulate.js'
+import { verifyFiles, type HelperJob, type HelperResult } from './threads.js'
+
+/** A fusion helper thread (threads.ts): fuses its ranges of each tensor, then checks its files. */
+
+const { port, status } = workerData as { port: MessagePort; status: Int32Array }
+
+parentPort!.on('message', (job: HelperJob) => {
+  let result: HelperResult
+  try {
+    result = { ok: true, verified: [] }
+    fuseRanges(job)
+    result.verified = verifyFiles(job.verify)
+  } catch (err) {
+    result = { ok: false, error: (err as Error).message, verified: [] }
+  }
+  // The result is on the port before the caller, blocked on `status`, wakes up.
+  port.postMessage(result)
+  Atomics.store(status, 0, 1)
+  Atomics.notify(status, 0)
+})
+
+function fuseRanges(job: HelperJob): void {
+  const kernel = q8Kernel()
+  if (!kernel) throw new Error('no WebAssembly SIMD in this thread')
+  kernel.accumulator(job.chunk)
+  const expect = { layout: new Map(job.layout.map(([name, shape]) => [name, { shape }])), round: job.round, baseHash: job.baseHash }
+  const files: FileBytes[] = []
+  try {
+    // The caller opened and checked every delta already; its checksum verdict stands.
+    const readers: DeltaReader[] = job.sources.map((s) => {
+      if ('bytes' in s) return openDelta(s.bytes, expect, { checksumOk: true })
+      // Checked whole by the thread the file is assigned to, not as this share reads it.
+      const bytes = FileBytes.open(s.file, { hashAsRead: false })
+      files.push(bytes)
+      return openDeltaSource(bytes, expect, true)
+    })
+    for (const r of job.ranges) {
+      const streams = readers.map((reader) => reader.stream(r.name))
+      if (!streams.every((s) => s.q8Block === job.B && s.skip)) throw new Error(`tensor ${r.name}: not every delta is q8 in blocks of ${job.B}`)
+      for (const s of streams) s.skip!(r.lo)
+      fuseQ8(kernel, streams, job.weights, job.B, r.base, r.out, job.chunk, job.scale, job.div, r.lo, r.hi)
+    }
+  } finally {
+    for (const f of files) f.close()
+  }
+}

@@ -1,0 +1,178 @@
+import { availableParallelism } from 'node:os'
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads'
+import { FileBytes } from '../codec/index.js'
+import type { TensorMap } from '../model/tensors.js'
+
+/**
+ * Helper threads for fusion. Summing rules split each large tensor's coordinates between the
+ * calling thread and helpers; every coordinate still sees the same additions in the same order,
+ * so the result does not depend on the number of threads. Helpers read the deltas themselves
+ * (from their files, or from payloads in shared memory) and write their coordinates of the new
+ * base into shared memory. The call stays synchronous: the caller fuses its own share, then
+ * blocks (Atomics.wait) until every helper has answered.
+ */
+
+/** Tensors smaller than this (values) are fused by the calling thread alone. */
+export const MIN_SPLIT = 1 << 18
+
+/** A helper that does not answer within this time is stopped and its share done by the caller. */
+const HELPER_TIMEOUT_MS = 300_000
+
+/** Where a helper reads a delta: its file in the store, or a payload in shared memory. */
+export type SharedSource = { readonly id: string; readonly file: string } | { readonly id: string; readonly bytes: Uint8Array }
+
+/** One helper's share of one tensor: coordinates [lo, hi); `base` and `out` are whole tensors in shared memory. */
+export interface TensorRange {
+  name: string
+  lo: number
+  hi: number
+  base: Float32Array
+  out: Float32Array
+}
+
+export interface HelperJob {
+  /** The deltas, in fusion (id) order. */
+  sources: SharedSource[]
+  /** The base's names and shapes, which every delta must have. */
+  layout: [string, number[]][]
+  round: number
+  baseHash: string
+  ranges: TensorRange[]
+  weights: number[]
+  scale: number
+  div: number
+  chunk: number
+  /** q8 block size of every delta. */
+  B: number
+  /** Files this helper checks whole (sha256 against the id, container checksum) after fusing. */
+  verify: { id: string; file: string }[]
+}
+
+export interface HelperResult {
+  ok: boolean
+  error?: string
+  /** Ids of the files of `verify` found intact. */
+  verified: string[]
+}
+
+let threads = Math.min(availableParallelism(), 4)
+
+/** Threads fusion may use, the caller's included (1: no helpers). */
+export function fusionThreads(): number {
+  return threads
+}
+
+export function setFusionThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new RangeError(`fusion threads must be an integer from 1 to 64, got ${n}`)
+  threads = n
+  for (const h of helpers.splice(n - 1)) h?.worker.terminate()
+}
+
+/** A float32 array of `length` values, in shared memory when helpers could fuse it. */
+export function tensorArray(length: number): Float32Array {
+  return threads > 1 && length >= MIN_SPLIT ? new Float32Array(new SharedArrayBuffer(length * 4)) : new Float32Array(length)
+}
+
+/** The same tensors, the large ones moved to shared memory (when fusion uses helpers) so helpers can read them. */
+export function shareable(tensors: TensorMap): TensorMap {
+  if (threads === 1) return tensors
+  const out: TensorMap = new Map()
+  for (const [name, t] of tensors) {
+    const data = isShared(t.data) || t.data.length < MIN_SPLIT ? t.data : tensorArray(t.data.length)
+    if (data !== t.data) data.set(t.data)
+    out.set(name, { shape: t.shape, data })
+  }
+  return out
+}
+
+export function isShared(a: ArrayBufferView): boolean {
+  return a.buffer instanceof SharedArrayBuffer
+}
+
+interface Helper {
+  worker: Worker
+  port: MessagePort
+  /** 0 while a job runs, 1 once its result is on `port`. */
+  status: Int32Array
+  dead: boolean
+}
+
+const helpers: (Helper | undefined)[] = []
+let sharesDone = 0
+
+/** Shares of fusions helpers have done (and answered) since the process started. */
+export function helperSharesDone(): number {
+  return sharesDone
+}
+
+function helper(i: number): Helper {
+  const existing = helpers[i]
+  if (existing && !existing.dead) return existing
+  const { port1, port2 } = new MessageChannel()
+  const status = new Int32Array(new SharedArrayBuffer(4))
+  const worker = new Worker(new URL('./thread-worker.js', import.meta.url), { workerData: { port: port2, status }, transferList: [port2] })
+  // Idle helpers must not keep the process alive.
+  worker.unref()
+  const h: Helper = { worker, port: port1, status, dead: false }
+  worker.on('error', () => (h.dead = true))
+  worker.on('exit', () => (h.dead = true))
+  helpers[i] = h
+  return h
+}
+
+/**
+ * Runs jobs[i] on helper i while `own` runs on this thread, then waits for every helper, also
+ * when `own` throws (helpers write into arrays the caller owns). A helper that failed or did not
+ * answer gives ok: false, and the caller does its share itself.
+ */
+export function runWithHelpers(jobs: HelperJob[], own: () => void): HelperResult[] {
+  const running = jobs.map((job, i) => {
+    const h = helper(i)
+    Atomics.store(h.status, 0, 0)
+    h.worker.postMessage(job)
+    return h
+  })
+  let results: HelperResult[] = []
+  try {
+    own()
+  } finally {
+    results = running.map((h, i) => awaitHelper(h, i))
+  }
+  return results
+}
+
+function awaitHelper(h: Helper, i: number): HelperResult {
+  const deadline = Date.now() + HELPER_TIMEOUT_MS
+  while (Atomics.load(h.status, 0) === 0) {
+    const left = deadline - Date.now()
+    if (left <= 0) {
+      h.dead = true
+      helpers[i] = undefined
+      void h.worker.terminate()
+      return { ok: false, error: `fusion helper ${i + 1} did not answer in ${HELPER_TIMEOUT_MS / 1000} s`, verified: [] }
+    }
+    Atomics.wait(h.status, 0, 0, left)
+  }
+  const reply = receiveMessageOnPort(h.port)?.message as HelperResult | undefined
+  if (reply?.ok) sharesDone++
+  return reply ?? { ok: false, error: `fusion helper ${i + 1} gave no result`, verified: [] }
+}
+
+/** The ids of the files found intact (sha256 against the id, container checksum); a damaged one is left to the caller, which names it. */
+export function verifyFiles(list: readonly { id: string; file: string }[]): string[] {
+  const ok: string[] = []
+  for (const { id, file } of list) {
+    try {
+      const bytes = FileBytes.open(file)
+      try {
+        bytes.verify(id)
+        ok.push(id)
+      } finally {
+        bytes.close()
+      }
+    } catch {
+      // Checked again by the caller, which rejects the delta with the reason.
+    }
+  }
+  return ok
+}

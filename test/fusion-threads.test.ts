@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict'
+import { writeFileSync } from 'node:fs'
+import { encodeDelta, payloadDigests } from '../src/codec/index.js'
+import { fuseRound, hashTensors, shareable, setFusionThreads, fusionThreads, type DeltaInput, type FuseOptions } from '../src/fusion/index.js'
+import { helperSharesDone, MIN_SPLIT } from '../src/fusion/threads.js'
+import type { TensorMap } from '../src/model/tensors.js'
+import { createSwarmDefinition } from '../src/config/genesis.js'
+import { fusionPorts } from '../src/daemon/ports.js'
+import { encodeSafetensors } from '../src/model/safetensors.js'
+import { deltaFileDir, rejected, resealed, seededTensors } from './helpers/payloads.js'
+
+/** Tensors around the split threshold (and one small one, which is never split). */
+const SHAPES = { 'a.big': [MIN_SPLIT + 12_345], 'b.exact': [MIN_SPLIT], 'c.small': [7, 131], 'd.wide': [3, 200_003] }
+
+function inShared(p: Uint8Array): Uint8Array {
+  const s = new Uint8Array(new SharedArrayBuffer(p.length))
+  s.set(p)
+  return s
+}
+
+describe('fusion on helper threads', function () {
+  this.timeout(300_000)
+  const { toFiles, path } = deltaFileDir('cfd-threads-')
+  const configured = fusionThreads()
+  const base0 = seededTensors(SHAPES, 1, 0.5)
+  const baseHash = hashTensors(base0)
+  afterEach(() => setFusionThreads(configured))
+
+  function deltas(n: number, blockSize: number): DeltaInput[] {
+    return Array.from({ length: n }, (_, k) => {
+      const { payload, deltaId } = encodeDelta(seededTensors(SHAPES, 100 + k, 0.01), { codec: 'q8-block', blockSize }, { round: 4, baseHash, examples: 10 + 7 * k })
+      return { id: deltaId, payload, examples: 10 + 7 * k }
+    })
+  }
+
+  /** fuseRound with `threads` threads, the base (and its payloads, if `shared`) in shared memory. */
+  function fuseWith(threads: number, inputs: Parameters<typeof fuseRound>[1], opts: FuseOptions = {}): { hash: string; result: TensorMap; helped: number } {
+    setFusionThreads(threads)
+    const before = helperSharesDone()
+    const result = fuseRound(shareable(base0), inputs, { baseHash, verified: true, ...opts })
+    return { hash: hashTensors(result), result, helped: helperSharesDone() - before }
+  }
+
+  it('gives the same bytes with 1, 2 or 3 threads, from files and from shared payloads, for every summing rule', () => {
+    for (const [n, blockSize] of [[1, 256], [3, 100], [9, 256]] as const) {
+      const ds = deltas(n, blockSize)
+      const files = toFiles(ds)
+      const shared = ds.map((d) => ({ ...d, payload: inShared(d.payload) }))
+      for (const rule of ['mean', 'weighted-mean', 'task-arithmetic']) {
+        const opts: FuseOptions = { rule, params: rule === 'task-arithmetic' ? { scale: 0.7 } : {} }
+        const one = fuseWith(1, ds, opts)
+        assert.equal(one.helped, 0)
+        for (const threads of [2, 3]) {
+          for (const [source, inputs] of [['files', files], ['shared payloads', shared]] as const) {
+            const many = fuseWith(threads, inputs, opts)
+            assert.equal(many.hash, one.hash, `${n} deltas, blocks of ${blockSize}, ${rule}, ${threads} threads, ${source}`)
+            assert.equal(many.helped, threads - 1, `${source}: every helper did its share`)
+          }
+        }
+        // A small piece size moves the cuts, never the bytes.
+        assert.equal(fuseWith(2, files, { ...opts, chunk: 1000 }).hash, one.hash)
+      }
+    }
+  })
+
+  it('writes into a recycled base in shared memory; payloads helpers cannot read stay on the calling thread', () => {
+    const ds = deltas(4, 256)
+    const expected = fuseWith(1, ds).hash
+    const first = fuseWith(2, toFiles(ds))
+    assert.ok([...first.result.values()].some((t) => t.data.buffer instanceof SharedArrayBuffer), 'large results are shared, so the next fusion can split')
+    const again = fuseWith(2, toFiles(ds), { into: first.result })
+    assert.equal(again.hash, expected)
+    assert.equal(again.result.get('a.big')!.data, first.result.get('a.big')!.data, 'written into the given arrays')
+    const plain = fuseWith(2, ds)
+    assert.equal(plain.hash, expected)
+    assert.equal(plain.helped, 0, 'payloads in ordinary memory are not readable by helpers')
+  })
+
+  it("rejects a bad value in a helper's share, or a damaged file a helper checks, as one thread does", () => {
+    const ds = deltas(3, 256)
+    // The last value of the last tensor (d.wide) is past every cut: a helper reads it.
+    const p = new Uint8Array(ds[1].payload)
+    p[p.length - 9] = 0x80
+    const bad = resealed(p)
+    const id = payloadDigests(bad).id
+    const inputs = [ds[0], { id, payload: bad, examples: ds[1].examples }, ds[2]]
+    for (const threads of [1, 2, 3]) {
+      setFusionThreads(threads)
+      const e = rejected(() => fuseRound(shareable(base0), toFiles(inputs), { baseHash, verified: true }), 'non-canonical')
+      assert.equal(e.deltaId, id, `${threads} threads`)
+      const s = rejected(() => fuseRound(shareable(base0), inputs.map((d) => ({ ...d, payload: inShared(d.payload) })), { baseHash, verified: true }), 'non-canonical')
+      assert.equal(s.deltaId, id)
+    }
+    // A changed byte that is still a valid value: only the file's hash tells. With 2 threads,
+    // file 1 (in id order) is checked by the helper.
+    const files = toFiles(ds)
+    const sorted = [...files].sort((a, b) => (a.id < b.id ? -1 : 1))
+    const damaged = new Uint8Array(ds.find((d) => d.id === sorted[1].id)!.payload)
+    damaged[damaged.length - 100] ^= 4
+    writeFileSync(sorted[1].file, damaged)
+    for (const threads of [1, 2]) {
+      setFusionThreads(threads)
+      const e = rejected(() => fuseRound(shareable(base0), files, { baseHash, verified: true }), 'hash-mismatch')
+      assert.equal(e.deltaId, sorted[1].id)
+    }
+    rejected(() => fuseRound(shareable(base0), [files[0], { ...files[2], file: path('absent.cfd') }], { baseHash, verified: true }), 'not-found')
+  })
+
+  it("the daemon's fusion port: its bases are shared, so fusing the store's files uses the helpers, with the same bytes", () => {
+    const { def } = createSwarmDefinition({ codec: 'q8-block', seed: 'threads' })
+    const ds = deltas(5, def.compression.blockSize ?? 256)
+    const files = toFiles(ds)
+    setFusionThreads(1)
+    const expected = hashTensors(fuseRound(base0, ds, { baseHash, verified: true }))
+    setFusionThreads(2)
+    const port = fusionPorts(def, base0)
+    const base = port.decodeBase(encodeSafetensors(base0))
+    assert.ok(base.get('a.big')!.data.buffer instanceof SharedArrayBuffer)
+    assert.ok(!(base.get('c.small')!.data.buffer instanceof SharedArrayBuffer), 'small tensors stay in ordinary memory')
+    const before = helperSharesDone()
+    const next = port.fuse(base, files, baseHash, undefined)
+    assert.equal(hashTensors(next), expected)
+    // The next round fuses into the base it replaced, as the runner does.
+    assert.equal(hashTensors(port.fuse(base, files, baseHash, port.decodeBase(encodeSafetensors(base0)))), expected)
+    assert.equal(helperSharesDone() - before, 2)
+  })
+
+  it('refuses a thread count that is not 1 to 64', () => {
+    for (const bad of [0, -1, 1.5, 65, Number.NaN]) assert.throws(() => setFusionThreads(bad), /from 1 to 64/)
+  })
+})
