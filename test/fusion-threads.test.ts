@@ -1,16 +1,21 @@
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { encodeDelta, payloadDigests } from '../src/codec/index.js'
-import { fuseRound, hashTensors, shareable, setFusionThreads, fusionThreads, type DeltaInput, type FuseOptions } from '../src/fusion/index.js'
+import { fuseRound, hashTensors, setFusionThreads, fusionThreads, tensorArray, type DeltaInput, type FuseOptions } from '../src/fusion/index.js'
 import { helperSharesDone, MIN_SPLIT } from '../src/fusion/threads.js'
 import type { TensorMap } from '../src/model/tensors.js'
 import { createSwarmDefinition } from '../src/config/genesis.js'
 import { fusionPorts } from '../src/daemon/ports.js'
-import { encodeSafetensors } from '../src/model/safetensors.js'
+import { decodeSafetensors, encodeSafetensors } from '../src/model/safetensors.js'
 import { deltaFileDir, rejected, resealed, seededTensors } from './helpers/payloads.js'
 
 /** Tensors around the split threshold (and one small one, which is never split). */
 const SHAPES = { 'a.big': [MIN_SPLIT + 12_345], 'b.exact': [MIN_SPLIT], 'c.small': [7, 131], 'd.wide': [3, 200_003] }
+
+/** The base as a node holds it (decodeBase): its large tensors in shared memory when fusion has helpers. */
+function shareable(base: TensorMap): TensorMap {
+  return decodeSafetensors(encodeSafetensors(base), 'base', { alloc: tensorArray }).tensors
+}
 
 function inShared(p: Uint8Array): Uint8Array {
   const s = new Uint8Array(new SharedArrayBuffer(p.length))

@@ -2,7 +2,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { encodeDelta, openDelta, type CodecSettings } from '../codec/index.js'
-import { CHUNK, fuseRound, fusionThreads, hashTensors, setFusionThreads, shareable, type DeltaFileInput, type DeltaInput } from '../fusion/index.js'
+import { CHUNK, fuseRound, fusionThreads, hashTensors, setFusionThreads, tensorArray, type DeltaFileInput, type DeltaInput } from '../fusion/index.js'
 import type { ModelConfig } from '../model/config.js'
 import { decodeSafetensors, encodeSafetensors } from '../model/safetensors.js'
 import type { TensorMap } from '../model/tensors.js'
@@ -146,7 +146,7 @@ async function fuse(job: Extract<FusionJob, { mode: 'fuse' }>): Promise<FuseResu
   setFusionThreads(job.threads)
   const buf = await readFile(join(job.dir, 'base.safetensors'))
   // As a node holds its base: large tensors in shared memory, for fusion's helper threads.
-  const base = shareable(decodeSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), 'base').tensors)
+  const base = decodeSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), 'base', { alloc: tensorArray }).tensors
   let params = 0
   for (const t of base.values()) params += t.data.length
   const baseHash = hashTensors(base)

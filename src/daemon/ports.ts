@@ -1,6 +1,6 @@
 import type { SwarmDefinition } from '../config/swarm.js'
 import { encodeDelta, ErrorFeedback, feedbackByDefault, validateDelta, type CodecSettings } from '../codec/index.js'
-import { fuseRound, shareable } from '../fusion/index.js'
+import { fuseRound, tensorArray } from '../fusion/index.js'
 import { decodeSafetensors, encodeSafetensors } from '../model/safetensors.js'
 import type { TensorMap } from '../model/tensors.js'
 import type { FusionPorts } from '../rounds/runner.js'
@@ -50,6 +50,6 @@ export function fusionPorts(def: SwarmDefinition, layout: TensorMap, feedback?: 
       fuseRound(base, deltas, { rule: def.fusion.rule, params: def.fusion.params, normBound: def.fusion.normBound, maxBytes: def.rounds.maxDeltaBytes, baseHash, verified: true, into }),
     encodeBase: (base) => encodeSafetensors(base),
     // Large tensors in shared memory, so fusion's helper threads can read the base.
-    decodeBase: (bytes) => shareable(decodeSafetensors(bytes, 'checkpoint').tensors),
+    decodeBase: (bytes) => decodeSafetensors(bytes, 'checkpoint', { alloc: tensorArray }).tensors,
   }
 }

@@ -1,7 +1,6 @@
 import { availableParallelism } from 'node:os'
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads'
 import { FileBytes } from '../codec/index.js'
-import type { TensorMap } from '../model/tensors.js'
 
 /**
  * Helper threads for fusion. Summing rules split each large tensor's coordinates between the
@@ -71,18 +70,6 @@ export function setFusionThreads(n: number): void {
 /** A float32 array of `length` values, in shared memory when helpers could fuse it. */
 export function tensorArray(length: number): Float32Array {
   return threads > 1 && length >= MIN_SPLIT ? new Float32Array(new SharedArrayBuffer(length * 4)) : new Float32Array(length)
-}
-
-/** The same tensors, the large ones moved to shared memory (when fusion uses helpers) so helpers can read them. */
-export function shareable(tensors: TensorMap): TensorMap {
-  if (threads === 1) return tensors
-  const out: TensorMap = new Map()
-  for (const [name, t] of tensors) {
-    const data = isShared(t.data) || t.data.length < MIN_SPLIT ? t.data : tensorArray(t.data.length)
-    if (data !== t.data) data.set(t.data)
-    out.set(name, { shape: t.shape, data })
-  }
-  return out
 }
 
 export function isShared(a: ArrayBufferView): boolean {

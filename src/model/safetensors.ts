@@ -134,12 +134,15 @@ export function readSafetensorsHeader(buf: Uint8Array, what = 'safetensors'): Sa
 export interface DecodeOptions {
   /** Decode only the tensors this accepts (others, e.g. int64 buffers, are skipped unread). */
   select?: (name: string) => boolean
+  /** Where each tensor's values go (default: a new Float32Array), e.g. shared memory for fusion's helper threads. */
+  alloc?: (length: number) => Float32Array
 }
 
 export function decodeSafetensors(buf: Uint8Array, what = 'safetensors', opts: DecodeOptions = {}): DecodedSafetensors {
   const { entries, metadata, dataStart } = readSafetensorsHeader(buf, what)
   const tensors: TensorMap = new Map()
   const dtypes = new Map<string, DType>()
+  const alloc = opts.alloc ?? ((length: number) => new Float32Array(length))
   for (const e of entries) {
     if (opts.select && !opts.select(e.name)) continue
     const { name } = e
@@ -149,15 +152,15 @@ export function decodeSafetensors(buf: Uint8Array, what = 'safetensors', opts: D
     switch (e.dtype) {
       case 'F32':
         if (bytes.length !== n * 4) throw new PayloadError(`${what}: tensor ${name}: ${bytes.length} bytes for ${n} F32 values`, 'malformed')
-        data = leToF32(bytes)
+        data = leToF32(bytes, alloc(n))
         break
       case 'F16':
         if (bytes.length !== n * 2) throw new PayloadError(`${what}: tensor ${name}: ${bytes.length} bytes for ${n} F16 values`, 'malformed')
-        data = f16ToF32(bytes)
+        data = f16ToF32(bytes, alloc(n))
         break
       case 'BF16':
         if (bytes.length !== n * 2) throw new PayloadError(`${what}: tensor ${name}: ${bytes.length} bytes for ${n} BF16 values`, 'malformed')
-        data = bf16ToF32(bytes)
+        data = bf16ToF32(bytes, alloc(n))
         break
       default:
         throw new PayloadError(`${what}: tensor ${name} has unsupported dtype ${e.dtype} (supported: F32, F16, BF16)`, 'unsupported')
@@ -188,11 +191,10 @@ function f32ToLE(data: Float32Array): Uint8Array {
   return out
 }
 
-function leToF32(bytes: Uint8Array): Float32Array {
+function leToF32(bytes: Uint8Array, out: Float32Array): Float32Array {
   // Copy: the source may be unaligned and must not be aliased by the caller's tensors.
-  const out = new Float32Array(bytes.length / 4)
   if (littleEndian) {
-    new Uint8Array(out.buffer).set(bytes)
+    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).copy(new Uint8Array(out.buffer, out.byteOffset, out.byteLength))
   } else {
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     for (let i = 0; i < out.length; i++) out[i] = dv.getFloat32(i * 4, true)
@@ -200,9 +202,8 @@ function leToF32(bytes: Uint8Array): Float32Array {
   return out
 }
 
-function f16ToF32(bytes: Uint8Array): Float32Array {
+function f16ToF32(bytes: Uint8Array, out: Float32Array): Float32Array {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const out = new Float32Array(bytes.length / 2)
   for (let i = 0; i < out.length; i++) {
     const h = dv.getUint16(i * 2, true)
     const s = h & 0x8000 ? -1 : 1
@@ -215,10 +216,9 @@ function f16ToF32(bytes: Uint8Array): Float32Array {
   return out
 }
 
-function bf16ToF32(bytes: Uint8Array): Float32Array {
+function bf16ToF32(bytes: Uint8Array, out: Float32Array): Float32Array {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const out = new Float32Array(bytes.length / 2)
-  const u = new Uint32Array(out.buffer)
+  const u = new Uint32Array(out.buffer, out.byteOffset, out.length)
   for (let i = 0; i < out.length; i++) u[i] = dv.getUint16(i * 2, true) << 16
   return out
 }
