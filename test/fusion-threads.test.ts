@@ -1,5 +1,20 @@
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { initHome, writeNodeConfig } from '../src/cli/init.js'
+import { loadNodeConfig } from '../src/config/node.js'
+import { formatSwarmDefinition, parseSwarmDefinition } from '../src/config/swarm.js'
+import { Daemon } from '../src/daemon/daemon.js'
+import { TASKS } from '../src/data/index.js'
+import { initBody } from '../src/model/init.js'
+import { recomputeLineage } from '../src/sim/verify.js'
+import { HomeLayout } from '../src/store/home.js'
+import { Ledger } from '../src/store/ledger.js'
+import { sha256Hex } from '../src/util/hash.js'
+import { silentLogger } from '../src/util/log.js'
+import { freePorts } from '../src/util/ports.js'
 import { encodeDelta, payloadDigests } from '../src/codec/index.js'
 import { fuseRound, hashTensors, setFusionThreads, fusionThreads, tensorArray, type DeltaInput, type FuseOptions } from '../src/fusion/index.js'
 import { helperSharesDone, MIN_SPLIT } from '../src/fusion/threads.js'
@@ -132,5 +147,61 @@ describe('fusion on helper threads', function () {
 
   it('refuses a thread count that is not 1 to 64', () => {
     for (const bad of [0, -1, 1.5, 65, Number.NaN]) assert.throws(() => setFusionThreads(bad), /from 1 to 64/)
+  })
+})
+
+describe('a real swarm whose fusion is split across threads', function () {
+  this.timeout(300_000)
+  const configured = fusionThreads()
+  after(() => setFusionThreads(configured))
+
+  it('two daemons with a 524K-value embedding fuse on 2 threads each, agree, and one thread recomputes the same hashes', async () => {
+    const ROUNDS = 2
+    const dir = await mkdtemp(join(tmpdir(), 'cfd-threads-swarm-'))
+    // The built-in model with a larger hashed vocabulary: its embedding (8192 x 64) is split.
+    const { def: small } = createSwarmDefinition({ seed: 'helpers', minContributors: 2, stepsPerRound: 2, batchSize: 8, collectTimeoutSec: 60, voteTimeoutSec: 10 })
+    const architecture = { ...small.model.architecture, vocab_size: 8192 }
+    const genesis = encodeSafetensors(initBody(architecture, 'helpers'))
+    const def = parseSwarmDefinition({ ...small, model: { ...small.model, architecture, base: { ...small.model.base, hash: sha256Hex(genesis) } } }, 'swarm.json')
+    assert.ok(decodeSafetensors(genesis, 'genesis').tensors.get('embeddings.word_embeddings.weight')!.data.length >= MIN_SPLIT)
+    const swarmFile = join(dir, 'swarm.json')
+    await writeFile(swarmFile, formatSwarmDefinition(def))
+    const ports = await freePorts(2)
+    const nodes = []
+    for (let i = 0; i < 2; i++) {
+      const home = join(dir, `node-${i}`)
+      const r = await initHome({ home, swarmFile, demoTask: TASKS[i].name, demoSeed: 5 + i, demoExamples: 80, mdns: false, listen: [`/ip4/127.0.0.1/tcp/${ports[i]}`] })
+      nodes.push({ home, port: ports[i], addr: `/ip4/127.0.0.1/tcp/${ports[i]}/p2p/${r.peerId}` })
+    }
+    for (const n of nodes) {
+      await writeNodeConfig(n.home, {
+        listen: [`/ip4/127.0.0.1/tcp/${n.port}`], bootstrap: nodes.filter((x) => x !== n).map((x) => x.addr), mdns: false,
+        data: { train: 'data/train.jsonl', evalFraction: 0.2 }, logLevel: 'warn', fusionThreads: 2,
+      })
+    }
+    setFusionThreads(1)
+    const before = helperSharesDone()
+    const daemons = await Promise.all(nodes.map(async (n) => new Daemon({ home: n.home, config: await loadNodeConfig(new HomeLayout(n.home).config), log: silentLogger(), maxRounds: ROUNDS })))
+    // A daemon keeps serving its peers after its last round, until stopped.
+    const runs = daemons.map((d) => d.run())
+    try {
+      const failed = Promise.race(runs.map((p) => p.then(() => { throw new Error('a daemon stopped early') })))
+      const done = (async () => {
+        while (!daemons.every((d) => (d.status?.round ?? 0) >= ROUNDS)) await new Promise((r) => setTimeout(r, 200))
+      })()
+      await Promise.race([done, failed])
+      assert.equal(fusionThreads(), 2, 'the daemons applied fusionThreads from config.yaml')
+      assert.ok(helperSharesDone() - before >= 2 * ROUNDS, `every fusion used its helper (${helperSharesDone() - before} shares)`)
+      const ledgers = await Promise.all(nodes.map(async (n) => (await Ledger.open(new HomeLayout(n.home).ledger, def.model.base.hash)).all()))
+      assert.equal(ledgers[0].length, ROUNDS)
+      assert.deepEqual(ledgers[1].map((e) => e.hash), ledgers[0].map((e) => e.hash), 'both nodes committed the same bases')
+      // The recomputation holds the payloads in ordinary memory: one thread, no helpers.
+      setFusionThreads(1)
+      assert.ok(await recomputeLineage(def, nodes[0].home, ledgers[0]), 'one thread recomputes every round to the same hash')
+    } finally {
+      for (const d of daemons) d.stop('test finished')
+      await Promise.allSettled(runs)
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })
