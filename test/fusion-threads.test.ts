@@ -15,8 +15,8 @@ import { Ledger } from '../src/store/ledger.js'
 import { sha256Hex } from '../src/util/hash.js'
 import { silentLogger } from '../src/util/log.js'
 import { freePorts } from '../src/util/ports.js'
-import { encodeDelta, payloadDigests } from '../src/codec/index.js'
-import { fuseRound, hashTensors, setFusionThreads, fusionThreads, tensorArray, type DeltaInput, type FuseOptions } from '../src/fusion/index.js'
+import { encodeDelta, openDelta, payloadDigests } from '../src/codec/index.js'
+import { deltaNorm, fuseRound, hashTensors, setFusionThreads, fusionThreads, tensorArray, type DeltaInput, type FuseOptions } from '../src/fusion/index.js'
 import { helperSharesDone, MIN_SPLIT } from '../src/fusion/threads.js'
 import type { TensorMap } from '../src/model/tensors.js'
 import { createSwarmDefinition } from '../src/config/genesis.js'
@@ -143,6 +143,20 @@ describe('fusion on helper threads', function () {
     // The next round fuses into the base it replaced, as the runner does.
     assert.equal(hashTensors(port.fuse(base, files, baseHash, port.decodeBase(encodeSafetensors(base0)))), expected)
     assert.equal(helperSharesDone() - before, 2)
+  })
+
+  it('a norm bound: rejected deltas leave the rest split; a clipped delta keeps the fusion on the calling thread; the same bytes', () => {
+    const ds = deltas(3, 256)
+    const files = toFiles(ds)
+    const norms = ds.map((d) => deltaNorm(openDelta(d.payload, { layout: base0 })))
+    const between = (Math.min(...norms) + Math.max(...norms)) / 2
+    for (const mode of ['clip', 'reject'] as const) {
+      const opts: FuseOptions = { normBound: { mode, maxNorm: between } }
+      const one = fuseWith(1, ds, opts)
+      const two = fuseWith(2, files, opts)
+      assert.equal(two.hash, one.hash, mode)
+      assert.equal(two.helped, mode === 'reject' ? 1 : 0, mode)
+    }
   })
 
   it('refuses a thread count that is not 1 to 64', () => {

@@ -201,9 +201,12 @@ function runRule(
   try {
     let fused: FusionDelta[] = inputs
     if (normBound) {
-      fused = applyNormBound(inputs, normBound, c.chunk).kept
+      const bounded = applyNormBound(inputs, normBound, c.chunk)
+      fused = bounded.kept
       // Every node makes the same decision; if all deltas are rejected the base stays as it is.
       if (fused.length === 0) return new Map(sortedNames(base).map((k) => [k, copyTensor(k, base.get(k)!, c.output)]))
+      // A clipped delta is scaled as this thread reads it; helpers would read its source unscaled.
+      if (bounded.clipped.length > 0) c = { ...c, shared: undefined }
     }
     const seed = createHash('sha256').update(`coldfusion-fuse\n${rule.id}\n${c.round}\n${c.baseHash}\n${inputs.map((d) => d.id).join('\n')}`).digest('hex')
     const ctx: FusionContext = { ...c, seed }
