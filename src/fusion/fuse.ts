@@ -107,7 +107,7 @@ export function fuseRound(base: TensorMap, deltas: readonly (DeltaInput | DeltaF
       }
       inputs.push({ id: d.id, examples: d.examples, meta: reader.meta, reader })
     }
-    const shared = sharedInputs(sorted)
+    const shared = sharedInputs(sorted, inputs)
     const out = runRule(base, inputs, rule, { round: round!, baseHash, params, chunk: opts.chunk, output: outputFor(opts.into), shared }, opts.normBound, files)
     // A file changed since it was received must not count: its bytes were hashed as they were read
     // (or whole, by the thread that checked it).
@@ -123,13 +123,18 @@ function outputFor(into: TensorMap | undefined): (name: string, length: number) 
   return (name, length) => into?.get(name)?.data ?? tensorArray(length)
 }
 
-/** Every delta as helper threads can read it (its file, or a payload in shared memory), or undefined. */
-function sharedInputs(deltas: readonly (DeltaInput | DeltaFileInput)[]): FusionContext['shared'] {
+/**
+ * Every delta as helper threads can read it (its file, or a payload in shared memory), with the
+ * reader opened here: a rule may only split a delta it reads through that very reader (one
+ * wrapped on the way, e.g. scaled by a norm bound, reads other values than its source holds).
+ */
+function sharedInputs(deltas: readonly (DeltaInput | DeltaFileInput)[], inputs: readonly FusionDelta[]): FusionContext['shared'] {
   if (fusionThreads() < 2) return undefined
-  const sources = new Map<string, SharedSource>()
-  for (const d of deltas) {
-    if ('file' in d) sources.set(d.id, { id: d.id, file: d.file })
-    else if (isShared(d.payload)) sources.set(d.id, { id: d.id, bytes: d.payload })
+  const sources = new Map<string, { source: SharedSource; reader: DeltaReader }>()
+  for (const [k, d] of deltas.entries()) {
+    const reader = inputs[k].reader
+    if ('file' in d) sources.set(d.id, { source: { id: d.id, file: d.file }, reader })
+    else if (isShared(d.payload)) sources.set(d.id, { source: { id: d.id, bytes: d.payload }, reader })
     else return undefined
   }
   return { sources, verified: new Set() }
@@ -201,12 +206,9 @@ function runRule(
   try {
     let fused: FusionDelta[] = inputs
     if (normBound) {
-      const bounded = applyNormBound(inputs, normBound, c.chunk)
-      fused = bounded.kept
+      fused = applyNormBound(inputs, normBound, c.chunk).kept
       // Every node makes the same decision; if all deltas are rejected the base stays as it is.
       if (fused.length === 0) return new Map(sortedNames(base).map((k) => [k, copyTensor(k, base.get(k)!, c.output)]))
-      // A clipped delta is scaled as this thread reads it; helpers would read its source unscaled.
-      if (bounded.clipped.length > 0) c = { ...c, shared: undefined }
     }
     const seed = createHash('sha256').update(`coldfusion-fuse\n${rule.id}\n${c.round}\n${c.baseHash}\n${inputs.map((d) => d.id).join('\n')}`).digest('hex')
     const ctx: FusionContext = { ...c, seed }

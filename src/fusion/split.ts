@@ -37,8 +37,8 @@ export function planSplit(base: TensorMap, deltas: readonly FusionDelta[], outpu
   const sources: SharedSource[] = []
   for (const d of deltas) {
     const s = shared.sources.get(d.id)
-    if (!s) return undefined
-    sources.push(s)
+    if (!s || s.reader !== d.reader) return undefined
+    sources.push(s.source)
   }
   const names = sortedNames(base)
   const layout = names.map((name): [string, number[]] => [name, [...base.get(name)!.shape]])

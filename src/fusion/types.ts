@@ -45,10 +45,11 @@ export interface FusionContext {
   readonly output: (name: string, length: number) => Float32Array
   /**
    * Set when fusion may use helper threads (threads.ts) and every delta can be read by them: each
-   * delta's file or shared payload, by id. Rules that split work record in `verified` the files
-   * they checked whole, which the caller then does not check again.
+   * delta's file or shared payload, by id, with the reader fuseRound opened on it (a delta whose
+   * reader is another, e.g. wrapped by a norm bound, is not split). Rules that split work record
+   * in `verified` the files they checked whole, which the caller then does not check again.
    */
-  readonly shared?: { readonly sources: ReadonlyMap<string, SharedSource>; readonly verified: Set<string> }
+  readonly shared?: { readonly sources: ReadonlyMap<string, { readonly source: SharedSource; readonly reader: DeltaReader }>; readonly verified: Set<string> }
 }
 
 export interface FusionRule {
