@@ -24,7 +24,7 @@ import { ApiServer } from '../api/server.js'
 import { NodeTelemetry } from '../api/telemetry.js'
 import { apiTokenFor } from '../api/token.js'
 import { selectBackend, type BackendPreference } from '../model/backend.js'
-import { setFusionThreads } from '../fusion/index.js'
+import { fusionHelperProblem, fusionThreads, setFusionThreads, startFusionHelpers } from '../fusion/index.js'
 import { decodeSafetensors } from '../model/safetensors.js'
 import { loadExamples, splitHeldOut } from '../data/index.js'
 import { NodeTrainer } from '../train/local.js'
@@ -94,6 +94,7 @@ export class Daemon {
 
       const backend = await selectBackend({ prefer: config.backend as BackendPreference, log })
       if (config.fusionThreads !== undefined) setFusionThreads(config.fusionThreads)
+      startFusionHelpers()
 
       const checkpoints = new ContentStore(L.checkpoints, 'safetensors')
       const deltas = new ContentStore(L.deltas, 'cfd')
@@ -154,7 +155,9 @@ export class Daemon {
       this.api = new ApiServer({ status: () => this.snapshot(), rounds: () => ledger.all(), telemetry }, log, { token: apiToken })
       const url = await this.api.listen(config.api.host, config.api.port)
       await writeFileAtomic(L.apiFile, JSON.stringify({ url, pid: process.pid, peerId }) + '\n')
-      log.info({ addrs: addrs(), api: url, backend: backend.name }, 'node is up')
+      const helperProblem = fusionHelperProblem()
+      if (helperProblem) log.warn({ problem: helperProblem }, 'fusion helper threads unavailable; fusing on one thread')
+      log.info({ addrs: addrs(), api: url, backend: backend.name, fusionThreads: helperProblem ? 1 : fusionThreads() }, 'node is up')
 
       await runner.run(this.abort.signal).catch((err) => {
         if (this.abort.signal.aborted) return

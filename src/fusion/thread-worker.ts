@@ -7,6 +7,8 @@ import { verifyFiles, type HelperJob, type HelperResult } from './threads.js'
 /** A fusion helper thread (threads.ts): fuses its ranges of each tensor, then checks its files. */
 
 const { port, status } = workerData as { port: MessagePort; status: Int32Array }
+// Running: the caller stops waiting for a thread that never gets here.
+Atomics.store(status, 1, 1)
 
 parentPort!.on('message', (job: HelperJob) => {
   let result: HelperResult

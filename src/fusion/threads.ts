@@ -16,6 +16,8 @@ export const MIN_SPLIT = 1 << 18
 
 /** A helper that does not answer within this time is stopped and its share done by the caller. */
 const HELPER_TIMEOUT_MS = 300_000
+/** A helper thread that is not running this long after it was created never will be (its code did not load). */
+const STARTUP_TIMEOUT_MS = 30_000
 
 /** Where a helper reads a delta: its file in the store, or a payload in shared memory. */
 export type SharedSource = { readonly id: string; readonly file: string } | { readonly id: string; readonly bytes: Uint8Array }
@@ -79,13 +81,21 @@ export function isShared(a: ArrayBufferView): boolean {
 interface Helper {
   worker: Worker
   port: MessagePort
-  /** 0 while a job runs, 1 once its result is on `port`. */
+  /** [0]: 0 while a job runs, 1 once its result is on `port`; [1]: 1 once the thread runs. */
   status: Int32Array
+  createdAt: number
   dead: boolean
 }
 
 const helpers: (Helper | undefined)[] = []
 let sharesDone = 0
+/** Why helper threads cannot run in this process (then fusion stays on the calling thread). */
+let broken: string | undefined
+
+/** Whether fusion may hand work to helper threads: more than one thread configured, and they start. */
+export function helpersUsable(): boolean {
+  return threads > 1 && broken === undefined
+}
 
 /** Shares of fusions helpers have done (and answered) since the process started. */
 export function helperSharesDone(): number {
@@ -96,15 +106,31 @@ function helper(i: number): Helper {
   const existing = helpers[i]
   if (existing && !existing.dead) return existing
   const { port1, port2 } = new MessageChannel()
-  const status = new Int32Array(new SharedArrayBuffer(4))
+  const status = new Int32Array(new SharedArrayBuffer(8))
   const worker = new Worker(new URL('./thread-worker.js', import.meta.url), { workerData: { port: port2, status }, transferList: [port2] })
   // Idle helpers must not keep the process alive.
   worker.unref()
-  const h: Helper = { worker, port: port1, status, dead: false }
-  worker.on('error', () => (h.dead = true))
+  const h: Helper = { worker, port: port1, status, createdAt: Date.now(), dead: false }
+  worker.on('error', (err) => {
+    h.dead = true
+    broken ??= `fusion helper thread failed (${err.message}); fusing on one thread`
+  })
   worker.on('exit', () => (h.dead = true))
   helpers[i] = h
   return h
+}
+
+/**
+ * Start the helper threads now (a daemon at start-up), so that they are running by the first
+ * fusion, and one that cannot start is known before then.
+ */
+export function startFusionHelpers(): void {
+  for (let i = 0; i < threads - 1 && broken === undefined; i++) helper(i)
+}
+
+/** Why helper threads are not used, if they failed. */
+export function fusionHelperProblem(): string | undefined {
+  return broken
 }
 
 /**
@@ -131,14 +157,19 @@ export function runWithHelpers(jobs: HelperJob[], own: () => void): HelperResult
 function awaitHelper(h: Helper, i: number): HelperResult {
   const deadline = Date.now() + HELPER_TIMEOUT_MS
   while (Atomics.load(h.status, 0) === 0) {
-    const left = deadline - Date.now()
-    if (left <= 0) {
+    let why: string | undefined
+    if (Atomics.load(h.status, 1) === 0 && Date.now() - h.createdAt > STARTUP_TIMEOUT_MS) {
+      why = broken = `fusion helper threads did not start in ${STARTUP_TIMEOUT_MS / 1000} s; fusing on one thread`
+    } else if (Date.now() >= deadline) {
+      why = `fusion helper ${i + 1} did not answer in ${HELPER_TIMEOUT_MS / 1000} s`
+    }
+    if (why) {
       h.dead = true
       helpers[i] = undefined
       void h.worker.terminate()
-      return { ok: false, error: `fusion helper ${i + 1} did not answer in ${HELPER_TIMEOUT_MS / 1000} s`, verified: [] }
+      return { ok: false, error: why, verified: [] }
     }
-    Atomics.wait(h.status, 0, 0, left)
+    Atomics.wait(h.status, 0, 0, 1000)
   }
   const reply = receiveMessageOnPort(h.port)?.message as HelperResult | undefined
   if (reply?.ok) sharesDone++
