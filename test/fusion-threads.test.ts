@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { cp, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { initHome, writeNodeConfig } from '../src/cli/init.js'
 import { loadNodeConfig } from '../src/config/node.js'
 import { formatSwarmDefinition, parseSwarmDefinition } from '../src/config/swarm.js'
@@ -23,6 +26,9 @@ import { createSwarmDefinition } from '../src/config/genesis.js'
 import { fusionPorts } from '../src/daemon/ports.js'
 import { decodeSafetensors, encodeSafetensors } from '../src/model/safetensors.js'
 import { deltaFileDir, rejected, resealed, seededTensors } from './helpers/payloads.js'
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+const execFileP = promisify(execFile)
 
 /** Tensors around the split threshold (and one small one, which is never split). */
 const SHAPES = { 'a.big': [MIN_SPLIT + 12_345], 'b.exact': [MIN_SPLIT], 'c.small': [7, 131], 'd.wide': [3, 200_003] }
@@ -156,6 +162,42 @@ describe('fusion on helper threads', function () {
       const two = fuseWith(2, files, opts)
       assert.equal(two.hash, one.hash, mode)
       assert.equal(two.helped, mode === 'reject' ? 1 : 0, mode)
+    }
+  })
+
+  it('when the helper thread cannot start, the problem is known before fusion, which gives the same bytes on one thread', async () => {
+    // A copy of the build without the helper's script, in a process of its own.
+    const dir = await mkdtemp(join(tmpdir(), 'cfd-no-helper-'))
+    try {
+      const ds = deltas(3, 256)
+      const files = toFiles(ds)
+      setFusionThreads(1)
+      const expected = hashTensors(fuseRound(base0, ds, { baseHash, verified: true }))
+      await cp(join(ROOT, 'dist', 'src'), join(dir, 'src'), { recursive: true })
+      await rm(join(dir, 'src', 'fusion', 'thread-worker.js'))
+      await cp(join(ROOT, 'package.json'), join(dir, 'package.json'))
+      await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
+      await writeFile(join(dir, 'base.safetensors'), encodeSafetensors(base0))
+      await writeFile(join(dir, 'main.js'), `
+        import { readFileSync } from 'node:fs'
+        import { fuseRound, hashTensors, setFusionThreads, startFusionHelpers, fusionHelperProblem, tensorArray } from './src/fusion/index.js'
+        import { decodeSafetensors } from './src/model/safetensors.js'
+        setFusionThreads(2)
+        startFusionHelpers()
+        await new Promise((r) => setTimeout(r, 500))
+        const problem = fusionHelperProblem()
+        const base = decodeSafetensors(readFileSync('base.safetensors'), 'base', { alloc: tensorArray }).tensors
+        const t0 = Date.now()
+        const hash = hashTensors(fuseRound(base, ${JSON.stringify(files)}, { baseHash: '${baseHash}', verified: true }))
+        console.log(JSON.stringify({ problem, hash, seconds: (Date.now() - t0) / 1000 }))
+      `)
+      const { stdout } = await execFileP(process.execPath, ['main.js'], { cwd: dir })
+      const out = JSON.parse(stdout) as { problem?: string; hash: string; seconds: number }
+      assert.match(out.problem ?? '', /fusion helper thread failed \(.*thread-worker\.js.*\); fusing on one thread/)
+      assert.equal(out.hash, expected)
+      assert.ok(out.seconds < 20, `fusion did not wait for the helper (${out.seconds} s)`)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
     }
   })
 
