@@ -8,6 +8,7 @@ import { decodeSafetensors, encodeSafetensors } from '../model/safetensors.js'
 import type { TensorMap } from '../model/tensors.js'
 import { sha256Hex } from '../util/hash.js'
 import { childMain } from './child.js'
+import { parallelCopyTimer } from './parallel-copy.js'
 import { noiseTensors } from './synthetic.js'
 
 /**
@@ -45,6 +46,8 @@ export interface FuseResult {
   /** Threads fusion used (fusionThreads), and fuseSeconds' path on one thread. */
   threads: number
   fuseOneThreadSeconds: number
+  /** In memory only: the same payload bytes copied on `threads` threads (memmove, shared memory), as fusion splits its work. */
+  memcpyThreadsSeconds?: number
   /** Peak RSS of this process (base, result, fusion and, in memory, the payloads), read after the first fusion. */
   peakRssMb: number
   /** In memory only: the one-time id check on receipt (sha256 of every payload), not part of fuseSeconds. */
@@ -201,12 +204,15 @@ async function fuse(job: Extract<FusionJob, { mode: 'fuse' }>): Promise<FuseResu
   const memcpyA = memcpy(job.repeats)
   const fuseSeconds = best(job.repeats, () => fuseRound(base, deltas, { baseHash, verified: true, into }))
   const fuseOneThreadSeconds = oneThread(job.repeats, () => fuseRound(base, deltas, { baseHash, verified: true, into }))
+  const parallel = await parallelCopyTimer(shared, job.threads)
+  const memcpyThreadsSeconds = await parallel.time(job.repeats)
+  await parallel.close()
   fuseFreshSeconds = Math.min(fuseFreshSeconds, best(job.repeats - 1, () => fuseRound(base, deltas, { baseHash, verified: true })))
   const fuseUnverifiedSeconds = best(job.repeats, () => fuseRound(base, deltas, { baseHash, into }))
   const memcpyB = memcpy(job.repeats)
   return {
     source: 'memory', deltas: job.deltas, params, payloadBytes,
-    memcpySeconds: Math.min(memcpyA, memcpyB), fuseSeconds, fuseFreshSeconds, threads: job.threads, fuseOneThreadSeconds, peakRssMb,
+    memcpySeconds: Math.min(memcpyA, memcpyB), fuseSeconds, fuseFreshSeconds, threads: job.threads, fuseOneThreadSeconds, memcpyThreadsSeconds, peakRssMb,
     idHashSeconds, fuseUnverifiedSeconds, decodeSeconds, baseHashSeconds, outputTouchSeconds,
   }
 }

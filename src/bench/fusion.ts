@@ -68,6 +68,7 @@ function summarize(o: FusionOptions, made: MakeResult, memory: FuseResult[], dis
     fusion_one_thread_vs_memcpy: fig(single(head), 'ratio (memcpy seconds / fusion seconds)', sizes, 'the same fusion on one thread (fusionThreads 1)'),
     fusion_from_disk_one_thread_vs_memcpy: fig(single(dhead), 'ratio (memcpy seconds / fusion seconds)', sizes, 'fusion from the files on one thread'),
     fusion_threads: fig(head.threads, 'threads (the caller and its helpers)', sizes),
+    memcpy_threads_speedup: fig(head.memcpySeconds / head.memcpyThreadsSeconds!, 'ratio (one-thread copy seconds / copy seconds on fusion_threads threads)', sizes, 'the same payload bytes copied split over as many threads as fusion uses (memmove, shared memory); below 1, the one-thread copy, which fusion_vs_memcpy uses, is the faster baseline'),
     fusion_fresh_output_vs_memcpy: fig(fresh(head), 'ratio (memcpy seconds / fusion seconds)', sizes, "the same into a fresh array (a node's first fusion): the new base's page faults on top"),
     fusion_from_disk_vs_memcpy: fig(ratio(dhead), 'ratio (memcpy seconds / fusion seconds)', sizes, 'fusion as the daemon runs it: each thread reads its share of every delta from the files (page cache) piece by piece, each file is hashed whole (sha256 and checksum) by one thread, into the replaced base'),
     fusion_unverified_vs_memcpy: fig(head.memcpySeconds / head.fuseUnverifiedSeconds!, 'ratio', sizes, 'payloads in memory, ids not verified beforehand: fuseRound hashes each payload once (id and container checksum in one pass)'),
@@ -95,7 +96,7 @@ function summarize(o: FusionOptions, made: MakeResult, memory: FuseResult[], dis
     `Fusion (fuseRound) of N ${o.codec.codec} deltas on ${head.threads} thread(s), ${(made.params / 1e6).toFixed(1)}M params (${sizes.layout}), payload ${payloadMb.toFixed(1)} MiB each`,
     `  ${'N'.padStart(3)} ${'memcpy s'.padStart(9)} ${'memory s'.padStart(9)} ${'ratio'.padStart(7)} ${'disk s'.padStart(9)} ${'ratio'.padStart(7)} ${'id sha256 s'.padStart(12)} ${'decode s'.padStart(9)} ${'RSS mem'.padStart(8)} ${'RSS disk'.padStart(8)}`,
     ...memory.map((m, i) => row(m, disk[i])),
-    `  On one thread: ratio ${single(head).toFixed(3)} in memory, ${single(dhead).toFixed(3)} from disk.`,
+    `  On one thread: ratio ${single(head).toFixed(3)} in memory, ${single(dhead).toFixed(3)} from disk. The same copy split over ${head.threads} thread(s): ${head.memcpyThreadsSeconds!.toFixed(4)} s (${(head.memcpySeconds / head.memcpyThreadsSeconds!).toFixed(2)}x the one-thread copy's speed).`,
     `  Fusion writes into the base it replaces (a node from its second round); into a fresh array: ratio ${fresh(head).toFixed(3)} in memory, ${fresh(dhead).toFixed(3)} from disk (first touch of a fresh model-sized array alone: ${head.outputTouchSeconds!.toFixed(3)} s).`,
     `  (RSS in MiB, peak.) Without verified ids: ratio ${(head.memcpySeconds / head.fuseUnverifiedSeconds!).toFixed(3)}; base hash (when not passed): ${head.baseHashSeconds!.toFixed(3)} s; RSS growth per extra delta: ${growth === null ? 'n/a' : growth.toFixed(1)} MiB from disk, ${memGrowth === null ? 'n/a' : memGrowth.toFixed(1)} MiB in memory`,
   ]

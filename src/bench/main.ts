@@ -78,6 +78,7 @@ const HEADLINE: [string, string][] = [
   ['encode_fraction_of_training', 'small'],
   ['fusion_vs_memcpy', '>= 0.5 (N=8, 125M)'],
   ['fusion_one_thread_vs_memcpy', '(fusionThreads 1)'],
+  ['memcpy_threads_speedup', '(copy on fusion_threads threads)'],
   ['fusion_from_disk_vs_memcpy', '(the daemon reads files)'],
   ['fusion_peak_rss_mb', 'flat in N'],
   ['fusion_rss_growth_per_delta_mb', '~0'],
