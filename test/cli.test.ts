@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { fusionThreads } from '../src/fusion/index.js'
 import { mkdtemp, writeFile, readFile, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -76,6 +77,7 @@ describe('command line', function () {
       assert.equal(st[0].phase, 'done')
       const human = await runCli(['status', '--home', nodes[0].home])
       assert.match(human.stdout, /peer id\s+12D3KooW/)
+      assert.match(human.stdout, new RegExp(`backend\\s+\\w+; fusion on ${fusionThreads()} thread`))
     } finally {
       const exits = [a, b].map((c) => new Promise<number | null>((r) => c.on('exit', (code) => r(code))))
       a.kill('SIGTERM')

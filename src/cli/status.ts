@@ -70,7 +70,7 @@ export function renderStatus(r: StatusReport): string {
     ['round', `${s.round} committed${s.working && s.working > s.round && r.running && s.phase !== 'done' ? `, working on ${s.working}` : ''}`],
     ['base hash', s.baseHash],
   ]
-  if (s.backend) fields.push(['backend', s.backend])
+  if (s.backend) fields.push(['backend', `${s.backend}${s.fusionThreads ? `; fusion on ${s.fusionThreads} thread${s.fusionThreads > 1 ? 's' : ''}` : ''}`])
   if (r.running) fields.push(['peers', `${s.peers.length} connected, ${s.members?.length ?? 0} heard on gossip`])
   if (s.addrs?.length) fields.push(['listening', s.addrs.join(' ')])
   if (r.api) fields.push(['api', `${r.api} (dashboard: ${r.api}/)`])

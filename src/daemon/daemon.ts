@@ -103,7 +103,7 @@ export class Daemon {
 
       this.status = {
         peerId, swarm: swarmId, swarmName: def.name, round: ledger.headRound(), baseHash: ledger.headHash(), phase: 'starting',
-        working: ledger.headRound() + 1, peers: [], members: [], addrs: [], backend: backend.name, divergence: [], rejected: {},
+        working: ledger.headRound() + 1, peers: [], members: [], addrs: [], backend: backend.name, fusionThreads: fusionThreads(), divergence: [], rejected: {},
         transfer: { bytesIn: 0, bytesOut: 0, served: 0, fetched: 0 }, startedAt: new Date().toISOString(),
       }
 
@@ -156,8 +156,11 @@ export class Daemon {
       const url = await this.api.listen(config.api.host, config.api.port)
       await writeFileAtomic(L.apiFile, JSON.stringify({ url, pid: process.pid, peerId }) + '\n')
       const helperProblem = fusionHelperProblem()
-      if (helperProblem) log.warn({ problem: helperProblem }, 'fusion helper threads unavailable; fusing on one thread')
-      log.info({ addrs: addrs(), api: url, backend: backend.name, fusionThreads: helperProblem ? 1 : fusionThreads() }, 'node is up')
+      if (helperProblem) {
+        log.warn({ problem: helperProblem }, 'fusion helper threads unavailable; fusing on one thread')
+        this.status.fusionThreads = 1
+      }
+      log.info({ addrs: addrs(), api: url, backend: backend.name, fusionThreads: this.status.fusionThreads }, 'node is up')
 
       await runner.run(this.abort.signal).catch((err) => {
         if (this.abort.signal.aborted) return

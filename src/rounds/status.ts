@@ -25,6 +25,8 @@ export interface NodeStatus {
   members: string[]
   addrs: string[]
   backend: string
+  /** Threads fusion uses, this node's own included (1 when helper threads are off or failed to start). */
+  fusionThreads?: number
   lastMetrics?: { evalBefore?: number; evalLocal?: number; evalAfter?: number }
   divergence: DivergenceEvent[]
   rejected: Record<string, number>
