@@ -1,4 +1,4 @@
-import type { SectionStream } from '../codec/index.js'
+import type { DeltaReader, SectionStream } from '../codec/index.js'
 import { FUSE_INPUTS, q8Kernel, type Q8Kernel } from '../codec/wasm-q8.js'
 import { sortedNames, type TensorMap } from '../model/tensors.js'
 import { planSplit } from './split.js'
@@ -44,6 +44,8 @@ export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan:
   const names = sortedNames(base)
   const outputs = new Map(names.map((name) => [name, ctx.output(name, base.get(name)!.data.length)]))
   const split = kernel && !plan.adder ? planSplit(base, deltas, outputs, ctx, { weights, scale, div, chunk }) : undefined
+  const readers = deltas.map((d) => d.reader)
+  const q8: Q8Sum | undefined = split && { kernel: kernel!, weights, B: split.B, chunk, scale, div }
   const out: TensorMap = new Map()
   const fuseOwn = () => {
     for (const name of names) out.set(name, { shape: [...base.get(name)!.shape], data: sumTensor(name, split?.ownStart.get(name)) })
@@ -56,33 +58,27 @@ export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan:
   runWithHelpers(split.jobs, fuseOwn).forEach((r, j) => {
     if (r.ok) for (const id of r.verified) ctx.shared!.verified.add(id)
     // A helper that failed: its share is done here, where a bad delta is named as without helpers.
-    else for (const range of split.jobs[j].ranges) fuseRange(range.name, range.lo, range.hi, split.jobs[j].B)
+    else for (const g of split.jobs[j].ranges) fuseQ8Range(readers, g.name, g.base, g.out, g.lo, g.hi, q8!)
   })
   return out
-
-  /** Coordinates [lo, hi) of a q8 tensor, every delta's stream moved to lo. */
-  function fuseRange(name: string, lo: number, hi: number, B: number): void {
-    const streams = deltas.map((d) => d.reader.stream(name))
-    if (!streams.every((s) => s.q8Block === B && s.skip)) throw new Error(`tensor ${name}: not every delta is q8 in blocks of ${B}`)
-    for (const s of streams) s.skip!(lo)
-    fuseQ8(kernel!, streams, weights, B, base.get(name)!.data, outputs.get(name)!, chunk, scale, div, lo, hi)
-  }
 
   /** Tensor `name`, or with `start` (a split tensor) its coordinates [start, n), the rest being the helpers'. */
   function sumTensor(name: string, start?: number): Float32Array {
     const b = base.get(name)!.data
     const n = b.length
-    const streams = deltas.map((d) => d.reader.stream(name))
-    const adders = plan.adder ? deltas.map((_, k) => plan.adder!(k, name)) : undefined
     const data = outputs.get(name)!
-    // Every delta q8 in the same blocks: the kernel adds them all per piece, sums in registers.
-    const B = kernel && !adders ? streams[0]?.q8Block : undefined
-    if (B !== undefined && streams.every((s) => s.q8Block === B && (start === undefined || s.skip))) {
-      if (start !== undefined) for (const s of streams) s.skip!(start)
-      fuseQ8(kernel!, streams, weights, B, b, data, chunk, scale, div, start ?? 0, n)
+    if (start !== undefined) {
+      fuseQ8Range(readers, name, b, data, start, n, q8!)
       return data
     }
-    if (start !== undefined) throw new Error(`tensor ${name}: split, but not every delta is q8 in blocks of one size`)
+    const streams = deltas.map((d) => d.reader.stream(name))
+    const adders = plan.adder ? deltas.map((_, k) => plan.adder!(k, name)) : undefined
+    // Every delta q8 in the same blocks: the kernel adds them all per piece, sums in registers.
+    const B = kernel && !adders ? streams[0]?.q8Block : undefined
+    if (B !== undefined && streams.every((s) => s.q8Block === B)) {
+      fuseQ8(kernel!, streams, weights, B, b, data, chunk, scale, div)
+      return data
+    }
     // The first delta may set the sums (0 + value, the same as adding to zeros) without reading them.
     const first = adders ? undefined : streams[0]?.set
     for (let start = 0; start < n; start += chunk) {
@@ -109,6 +105,27 @@ export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan:
     }
     return data
   }
+}
+
+/** What fuseQ8Range needs besides the range: the kernel, the weights, the block size, the piece size and the finish. */
+export interface Q8Sum {
+  kernel: Q8Kernel
+  weights: readonly number[]
+  B: number
+  chunk: number
+  scale: number
+  div: number
+}
+
+/**
+ * Coordinates [lo, hi) of tensor `name` (base `b`, result `out`), from every reader's q8 stream
+ * moved to lo: one thread's share of a split tensor, on the calling thread or a helper.
+ */
+export function fuseQ8Range(readers: readonly DeltaReader[], name: string, b: Float32Array, out: Float32Array, lo: number, hi: number, s: Q8Sum): void {
+  const streams = readers.map((r) => r.stream(name))
+  if (!streams.every((x) => x.q8Block === s.B && x.skip)) throw new Error(`tensor ${name}: not every delta is q8 in blocks of ${s.B}`)
+  for (const x of streams) x.skip!(lo)
+  fuseQ8(s.kernel, streams, s.weights, s.B, b, out, s.chunk, s.scale, s.div, lo, hi)
 }
 
 /**

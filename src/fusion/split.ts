@@ -11,6 +11,8 @@ export interface Split {
    */
   ownStart: Map<string, number>
   jobs: HelperJob[]
+  /** q8 block size of every delta. */
+  B: number
   /** Files the caller checks whole while the helpers work. */
   ownVerify: { id: string; file: string }[]
 }
@@ -58,5 +60,5 @@ export function planSplit(base: TensorMap, deltas: readonly FusionDelta[], outpu
   sources.forEach((s, k) => {
     if ('file' in s) (k % t === 0 ? ownVerify : jobs[(k % t) - 1].verify).push({ id: s.id, file: s.file })
   })
-  return { ownStart, jobs, ownVerify }
+  return { ownStart, jobs, B, ownVerify }
 }

@@ -1,7 +1,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads'
 import { FileBytes, openDelta, openDeltaSource, type DeltaReader } from '../codec/index.js'
 import { q8Kernel } from '../codec/wasm-q8.js'
-import { fuseQ8 } from './accumulate.js'
+import { fuseQ8Range } from './accumulate.js'
 import { verifyFiles, type HelperJob, type HelperResult } from './threads.js'
 
 /** A fusion helper thread (threads.ts): fuses its ranges of each tensor, then checks its files. */
@@ -13,9 +13,8 @@ Atomics.store(status, 1, 1)
 parentPort!.on('message', (job: HelperJob) => {
   let result: HelperResult
   try {
-    result = { ok: true, verified: [] }
     fuseRanges(job)
-    result.verified = verifyFiles(job.verify)
+    result = { ok: true, verified: verifyFiles(job.verify) }
   } catch (err) {
     result = { ok: false, error: (err as Error).message, verified: [] }
   }
@@ -40,12 +39,7 @@ function fuseRanges(job: HelperJob): void {
       files.push(bytes)
       return openDeltaSource(bytes, expect, true)
     })
-    for (const r of job.ranges) {
-      const streams = readers.map((reader) => reader.stream(r.name))
-      if (!streams.every((s) => s.q8Block === job.B && s.skip)) throw new Error(`tensor ${r.name}: not every delta is q8 in blocks of ${job.B}`)
-      for (const s of streams) s.skip!(r.lo)
-      fuseQ8(kernel, streams, job.weights, job.B, r.base, r.out, job.chunk, job.scale, job.div, r.lo, r.hi)
-    }
+    for (const r of job.ranges) fuseQ8Range(readers, r.name, r.base, r.out, r.lo, r.hi, { kernel, ...job })
   } finally {
     for (const f of files) f.close()
   }
