@@ -6,7 +6,7 @@ import { FileBytes, openDelta, openDeltaSource, payloadDigests, type DecodeExpec
 import { hashTensors } from './hash.js'
 import { applyNormBound, type NormBound } from './norm-bound.js'
 import { fusionRuleIds, getFusionRule } from './registry.js'
-import { fusionThreads, isShared, tensorArray, type SharedSource } from './threads.js'
+import { helpersUsable, isShared, tensorArray, type SharedSource } from './threads.js'
 import type { FusionContext, FusionDelta, FusionParams, FusionRule } from './types.js'
 
 /** A delta as the round hands it over: its id (sha256 of the payload), the bytes, its example count. */
@@ -129,7 +129,7 @@ function outputFor(into: TensorMap | undefined): (name: string, length: number) 
  * wrapped on the way, e.g. scaled by a norm bound, reads other values than its source holds).
  */
 function sharedInputs(deltas: readonly (DeltaInput | DeltaFileInput)[], inputs: readonly FusionDelta[]): FusionContext['shared'] {
-  if (fusionThreads() < 2) return undefined
+  if (!helpersUsable()) return undefined
   const sources = new Map<string, { source: SharedSource; reader: DeltaReader }>()
   for (const [k, d] of deltas.entries()) {
     const reader = inputs[k].reader

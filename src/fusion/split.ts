@@ -1,5 +1,5 @@
 import { sortedNames, type TensorMap } from '../model/tensors.js'
-import { fusionThreads, helpersUsable, isShared, MIN_SPLIT, type HelperJob, type SharedSource } from './threads.js'
+import { fusionThreads, isShared, MIN_SPLIT, type HelperJob, type SharedSource } from './threads.js'
 import type { FusionContext, FusionDelta } from './types.js'
 
 /** How fuseBySum shares one fusion with helper threads. */
@@ -33,7 +33,8 @@ export interface SumArgs {
 export function planSplit(base: TensorMap, deltas: readonly FusionDelta[], outputs: ReadonlyMap<string, Float32Array>, ctx: Pick<FusionContext, 'shared' | 'round' | 'baseHash'>, sum: SumArgs): Split | undefined {
   const t = fusionThreads()
   const shared = ctx.shared
-  if (!helpersUsable() || !shared || deltas.length === 0) return undefined
+  // fuseRound sets `shared` only when helper threads are usable.
+  if (!shared || deltas.length === 0) return undefined
   const B = deltas[0].reader.params.blockSize
   if (!deltas.every((d) => d.reader.codec === 'q8-block' && d.reader.params.blockSize === B)) return undefined
   const sources: SharedSource[] = []
