@@ -1,7 +1,6 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { encodeDelta, openDelta, type CodecSettings } from '../codec/index.js'
+import { encodeDelta, FileBytes, openDelta, type CodecSettings } from '../codec/index.js'
 import { CHUNK, fuseRound, fusionThreads, hashTensors, setFusionThreads, tensorArray, type DeltaFileInput, type DeltaInput } from '../fusion/index.js'
 import type { ModelConfig } from '../model/config.js'
 import { decodeSafetensors, encodeSafetensors } from '../model/safetensors.js'
@@ -109,13 +108,13 @@ async function loadPayloads(dir: string, n: number): Promise<Uint8Array[]> {
 /** The payloads read straight into shared memory, where fusion's helper threads can read them too. */
 function loadShared(dir: string, n: number): Uint8Array[] {
   return Array.from({ length: n }, (_, j) => {
-    const fd = openSync(join(dir, `delta${j}.cfd`), 'r')
+    const file = FileBytes.open(join(dir, `delta${j}.cfd`), { hashAsRead: false })
     try {
-      const bytes = new Uint8Array(new SharedArrayBuffer(fstatSync(fd).size))
-      for (let got = 0; got < bytes.length; ) got += readSync(fd, bytes, got, bytes.length - got, got)
+      const bytes = new Uint8Array(new SharedArrayBuffer(file.byteLength))
+      file.readInto(0, bytes.length, bytes)
       return bytes
     } finally {
-      closeSync(fd)
+      file.close()
     }
   })
 }

@@ -26,9 +26,13 @@ export async function parallelCopyTimer(sources: readonly Uint8Array[], threads:
   const workers = Array.from({ length: threads - 1 }, () => new Worker(new URL('./parallel-copy-worker.js', import.meta.url), { workerData: { sources, dest } }))
   const run = (j: number) =>
     new Promise<void>((resolve, reject) => {
-      workers[j].once('message', () => resolve())
-      workers[j].once('error', reject)
-      workers[j].postMessage({ lo: cut(j + 1), hi: cut(j + 2) })
+      const w = workers[j]
+      w.once('error', reject)
+      w.once('message', () => {
+        w.off('error', reject)
+        resolve()
+      })
+      w.postMessage({ lo: cut(j + 1), hi: cut(j + 2) })
     })
   const once = async () => {
     const others = workers.map((_, j) => run(j))
