@@ -151,6 +151,27 @@ describe('holder selection (four real libp2p nodes over TCP)', function () {
     }
   })
 
+  it('reaches a far holder the peer store has no address for, through the addresses its gossip gave', async () => {
+    const far = await createSwarmLibp2p({ privateKey: (await generateKeyPair('Ed25519')) as unknown as PrivateKey, listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], mdns: false })
+    const farContent = new ContentProtocol(far, PROTO, async (_k, id) => store.get(id), silentLogger())
+    await farContent.start()
+    // A client of its own: the shared one's peer store may have learned addresses in other tests.
+    const lone = await createSwarmLibp2p({ privateKey: (await generateKeyPair('Ed25519')) as unknown as PrivateKey, listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], mdns: false })
+    try {
+      const client = new ContentProtocol(lone, PROTO, async () => undefined, silentLogger())
+      const farId = far.peerId.toString()
+      await assert.rejects(client.fetch(farId, 'delta', ids[2], 4 * 1024 * 1024, AbortSignal.timeout(10_000)), /no valid addresses/)
+      const learned = new Map([[farId, far.getMultiaddrs().map((m) => m.toString())]])
+      client.addressesOf = (peer) => learned.get(peer)
+      const got = await client.fetch(farId, 'delta', ids[2], 4 * 1024 * 1024, AbortSignal.timeout(10_000))
+      assert.equal(sha256Hex(got), ids[2])
+      assert.equal(farContent.stats.served, 1)
+    } finally {
+      await lone.stop()
+      await far.stop()
+    }
+  })
+
   it("accepts a well-formed 'hello' and rejects bad ones", () => {
     const swarm = 'ab'.repeat(32)
     const hello = { type: 'hello', v: 1, swarm, round: 0, base: 'cd'.repeat(32), addrs: ['/memory/x'] }

@@ -128,7 +128,9 @@ export class Daemon {
       // A far member's hello repeats at least every REPEAT_CAP_FACTOR periods: four of them missed, it is gone.
       this.gossip = new SwarmGossip(node, topics, swarmId, log, allow ? new Set(allow) : undefined, this.bans, Math.max(120_000, 4 * REPEAT_CAP_FACTOR * (this.o.republishMs ?? 2000)))
       this.gossip.meter = telemetry.metrics
-      this.keeper = new PeerKeeper(node, config.bootstrap, log, config.maxPeers)
+      const keeper = new PeerKeeper(node, config.bootstrap, log, config.maxPeers)
+      this.keeper = keeper
+      this.content.addressesOf = (peer) => keeper.addressesOf(peer)
       const addrs = (): string[] => node.getMultiaddrs().map((m) => m.toString())
 
       const layoutBase = decodeSafetensors((await checkpoints.get(def.model.base.hash))!, 'genesis').tensors

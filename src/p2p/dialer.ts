@@ -54,6 +54,11 @@ export class PeerKeeper {
     if (valid.length > 0) this.known.set(peer, valid.map((a) => (a.includes('/p2p/') ? a : `${a}/p2p/${peer}`)))
   }
 
+  /** Where `peer` can be dialed, as learned from bootstrap, discovery, hello or announcements. */
+  addressesOf(peer: string): string[] | undefined {
+    return this.known.get(peer)
+  }
+
   connectedPeers(): string[] {
     return this.node.getPeers().map((p) => p.toString())
   }

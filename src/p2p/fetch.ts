@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import * as lp from 'it-length-prefixed'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
 import { z } from 'zod'
 import type { SwarmLibp2p } from './node.js'
 import { PayloadError } from '../util/errors.js'
@@ -42,6 +43,11 @@ export class ContentProtocol {
   readonly stats: TransferStats = { bytesIn: 0, bytesOut: 0, served: 0, fetched: 0 }
   /** Counts bytes by content kind and times fetches, when set (the daemon's metrics). */
   meter?: TransferMeter
+  /**
+   * Addresses known for a peer outside the peer store (from its hello or announcement): a far
+   * holder this node has never been connected to is dialed through them.
+   */
+  addressesOf?: (peer: string) => string[] | undefined
 
   constructor(
     private readonly node: SwarmLibp2p,
@@ -117,7 +123,9 @@ export class ContentProtocol {
   async fetch(peer: string, kind: ContentKind, id: string, maxBytes: number, signal: AbortSignal): Promise<Uint8Array> {
     const started = performance.now()
     let ok = false
-    const stream = await this.node.dialProtocol(peerIdFromString(peer), this.protocol, { signal })
+    const target = peerIdFromString(peer)
+    const addrs = this.node.getConnections(target).length === 0 ? this.addressesOf?.(peer) : undefined
+    const stream = await this.node.dialProtocol(addrs?.length ? addrs.map((a) => multiaddr(a)) : target, this.protocol, { signal })
     // A stalled peer must not hold the fetch past its deadline.
     const onAbort = (): void => stream.abort(new PayloadError(`fetch of ${kind} ${id.slice(0, 12)} from ${peer} aborted`, 'truncated'))
     signal.addEventListener('abort', onAbort, { once: true })

@@ -9,6 +9,7 @@ import type { PeerKeeper } from '../p2p/dialer.js'
 import type { Logger } from '../util/log.js'
 import { PayloadError } from '../util/errors.js'
 import { RoundBook } from './book.js'
+import { HeldAdvertiser } from './held.js'
 import { HolderPicker } from '../p2p/holders.js'
 import { chooseFork, missingVoters, selectContributors, unionOfVotes } from './agreement.js'
 import { LineageSync } from './sync.js'
@@ -92,7 +93,7 @@ export class RoundRunner {
   private readonly inflight = new Set<string>()
   private readonly failedFetch = new Map<string, number>()
   private readonly holders: HolderPicker
-  private haveTimer?: NodeJS.Timeout
+  private readonly advertiser: HeldAdvertiser
   private base!: TensorMap
   /** The base the current one replaced: nothing reads it any more, so the next fusion writes into it. */
   private spare?: TensorMap
@@ -109,6 +110,10 @@ export class RoundRunner {
 
   constructor(private readonly d: RunnerDeps) {
     this.holders = new HolderPicker(d.peerId, (peer) => d.keeper.isConnected(peer))
+    this.advertiser = new HeldAdvertiser(
+      (round, base) => this.heldDeltas(round, base).map((c) => c.id),
+      (round, base, deltas) => void this.publish({ type: 'have', v: 1, swarm: this.d.swarmId, round, base, deltas }),
+    )
     const period = d.republishMs ?? 2000
     const schedule = () => new RepeatSchedule(period, REPEAT_CAP_FACTOR * period)
     // A hello starts from the default period whatever the swarm's: far members must learn of a
@@ -201,6 +206,7 @@ export class RoundRunner {
       }
     } finally {
       clearInterval(this.republish)
+      this.advertiser.stop()
     }
   }
 
@@ -463,7 +469,7 @@ export class RoundRunner {
       })
       await this.d.deltas.put(bytes, id)
       this.verified.add(id)
-      this.advertiseHeld(round, base)
+      this.advertiser.due(round, base)
       log.debug({ deltaId: id.slice(0, 12), from, size, ms: Date.now() - started }, 'fetched and verified delta')
       return
     } catch {
@@ -471,25 +477,6 @@ export class RoundRunner {
     }
     this.failedFetch.set(id, Date.now() + 1500)
   }
-
-  /**
-   * Tell peers which deltas of (round, base) we now hold, so they can fetch from us too. The first
-   * of a round goes out at once (early holders spread the load most), later ones at most once a
-   * second, each with only the ids not advertised before (receivers add them up).
-   */
-  private advertiseHeld(round: number, base: string): void {
-    if (this.haveTimer) return
-    this.haveTimer = setTimeout(() => {
-      this.haveTimer = undefined
-      const key = `${round}:${base}`
-      if (this.advertised.key !== key) this.advertised = { key, ids: new Set() }
-      const deltas = this.heldDeltas(round, base).map((c) => c.id).filter((id) => !this.advertised.ids.has(id))
-      for (const id of deltas) this.advertised.ids.add(id)
-      if (deltas.length > 0) void this.publish({ type: 'have', v: 1, swarm: this.d.swarmId, round, base, deltas })
-    }, this.advertised.key === `${round}:${base}` ? 1000 : 50)
-  }
-
-  private advertised: { key: string; ids: Set<string> } = { key: '', ids: new Set() }
 
   /**
    * Fork choice: the base the swarm builds on is the one announced for the most advanced round,
