@@ -4,6 +4,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import { createSwarmLibp2p, type SwarmLibp2p } from '../src/p2p/node.js'
 import { ContentProtocol } from '../src/p2p/fetch.js'
 import { HolderPicker } from '../src/p2p/holders.js'
+import { PeerKeeper } from '../src/p2p/dialer.js'
 import { decodeMessage } from '../src/p2p/messages.js'
 import { sha256Hex } from '../src/util/hash.js'
 import { PayloadError } from '../src/util/errors.js'
@@ -166,6 +167,15 @@ describe('holder selection (four real libp2p nodes over TCP)', function () {
       const got = await client.fetch(farId, 'delta', ids[2], 4 * 1024 * 1024, AbortSignal.timeout(10_000))
       assert.equal(sha256Hex(got), ids[2])
       assert.equal(farContent.stats.served, 1)
+      // The keeper lets such a connection go when it is over its peer budget, and keeps it when there is room.
+      const keeper = (n: number) => new PeerKeeper(lone, [], silentLogger(), n)
+      const connectedToFar = () => lone.getConnections(far.peerId).length > 0
+      assert.equal(connectedToFar(), true)
+      keeper(1).releaseFar(farId)
+      assert.equal(connectedToFar(), true, 'one connection, room for one')
+      keeper(0).releaseFar(farId)
+      for (let i = 0; i < 50 && connectedToFar(); i++) await new Promise((r) => setTimeout(r, 20))
+      assert.equal(connectedToFar(), false, 'over budget: closed')
     } finally {
       await lone.stop()
       await far.stop()

@@ -130,7 +130,9 @@ export class Daemon {
       this.gossip.meter = telemetry.metrics
       const keeper = new PeerKeeper(node, config.bootstrap, log, config.maxPeers)
       this.keeper = keeper
+      // A far holder (sparse swarm) is dialed through the addresses its gossip gave, and let go after.
       this.content.addressesOf = (peer) => keeper.addressesOf(peer)
+      this.content.fetchedFar = (peer) => keeper.releaseFar(peer)
       const addrs = (): string[] => node.getMultiaddrs().map((m) => m.toString())
 
       const layoutBase = decodeSafetensors((await checkpoints.get(def.model.base.hash))!, 'genesis').tensors

@@ -59,6 +59,15 @@ export class PeerKeeper {
     return this.known.get(peer)
   }
 
+  /**
+   * A fetch opened a connection to a far holder: keep it only while this node has room for it,
+   * so fetches do not grow the graph past maxPeers (each connection costs gossip copies).
+   */
+  releaseFar(peer: string): void {
+    if (this.connectedPeers().length <= this.maxPeers) return
+    void this.node.hangUp(peerIdFromString(peer)).catch(() => {})
+  }
+
   connectedPeers(): string[] {
     return this.node.getPeers().map((p) => p.toString())
   }
@@ -75,7 +84,8 @@ export class PeerKeeper {
   }
 
   isConnected(peer: string): boolean {
-    return this.connectedPeers().includes(peer)
+    // Asked per holder per fetch attempt: one id parse, not a string per open connection.
+    return this.node.getConnections(peerIdFromString(peer)).length > 0
   }
 
   /**

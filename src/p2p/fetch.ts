@@ -48,6 +48,8 @@ export class ContentProtocol {
    * holder this node has never been connected to is dialed through them.
    */
   addressesOf?: (peer: string) => string[] | undefined
+  /** Called after a fetch that had to open a connection of its own (the keeper may close it again). */
+  fetchedFar?: (peer: string) => void
 
   constructor(
     private readonly node: SwarmLibp2p,
@@ -124,7 +126,8 @@ export class ContentProtocol {
     const started = performance.now()
     let ok = false
     const target = peerIdFromString(peer)
-    const addrs = this.node.getConnections(target).length === 0 ? this.addressesOf?.(peer) : undefined
+    const far = this.node.getConnections(target).length === 0
+    const addrs = far ? this.addressesOf?.(peer) : undefined
     const stream = await this.node.dialProtocol(addrs?.length ? addrs.map((a) => multiaddr(a)) : target, this.protocol, { signal })
     // A stalled peer must not hold the fetch past its deadline.
     const onAbort = (): void => stream.abort(new PayloadError(`fetch of ${kind} ${id.slice(0, 12)} from ${peer} aborted`, 'truncated'))
@@ -142,6 +145,7 @@ export class ContentProtocol {
       signal.removeEventListener('abort', onAbort)
       this.meter?.fetched(kind, (performance.now() - started) / 1000, ok)
       await stream.close().catch(() => stream.abort(new Error('closed')))
+      if (far) this.fetchedFar?.(peer)
     }
   }
 }
