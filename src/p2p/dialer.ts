@@ -85,7 +85,11 @@ export class PeerKeeper {
 
   isConnected(peer: string): boolean {
     // Asked per holder per fetch attempt: one id parse, not a string per open connection.
-    return this.node.getConnections(peerIdFromString(peer)).length > 0
+    try {
+      return this.node.getConnections(peerIdFromString(peer)).length > 0
+    } catch {
+      return false
+    }
   }
 
   /**
