@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { createSwarmLibp2p, type SwarmLibp2p } from '../src/p2p/node.js'
-import { ContentProtocol } from '../src/p2p/fetch.js'
+import { BusyError, ContentProtocol } from '../src/p2p/fetch.js'
 import { HolderPicker } from '../src/p2p/holders.js'
 import { PeerKeeper } from '../src/p2p/dialer.js'
 import { decodeMessage } from '../src/p2p/messages.js'
@@ -10,7 +10,7 @@ import { sha256Hex } from '../src/util/hash.js'
 import { PayloadError } from '../src/util/errors.js'
 import { silentLogger } from '../src/util/log.js'
 
-const PROTO = '/coldfusion/1/test/fetch/2.0.0'
+const PROTO = '/coldfusion/1/test/fetch/3.0.0'
 
 describe('content protocol (two real libp2p nodes over TCP)', function () {
   this.timeout(60_000)
@@ -179,6 +179,41 @@ describe('holder selection (four real libp2p nodes over TCP)', function () {
     } finally {
       await lone.stop()
       await far.stop()
+    }
+  })
+
+  it("a busy holder points to the peer it is sending to, which relays the delta as it arrives", async () => {
+    // Three fresh nodes, all connected: the origin holds a 48 MiB delta; A fetches it, then B.
+    const make = async () => createSwarmLibp2p({ privateKey: (await generateKeyPair('Ed25519')) as unknown as PrivateKey, listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], mdns: false })
+    const [origin, a, b] = [await make(), await make(), await make()]
+    const payload = new Uint8Array(48 * 1024 * 1024).map((_, i) => (i * 13) & 0xff)
+    const id = sha256Hex(payload)
+    const held = new Map<string, Uint8Array>([[id, payload]])
+    const originContent = new ContentProtocol(origin, PROTO, async (_k, x) => held.get(x), silentLogger())
+    // A stores nothing: whatever it serves, it serves from the transfer it is receiving.
+    const aContent = new ContentProtocol(a, PROTO, async () => undefined, silentLogger())
+    const bContent = new ContentProtocol(b, PROTO, async () => undefined, silentLogger())
+    try {
+      for (const c of [originContent, aContent, bContent]) await c.start()
+      await a.dial(origin.getMultiaddrs()[0])
+      await b.dial(origin.getMultiaddrs()[0])
+      await b.dial(a.getMultiaddrs()[0])
+      const o = origin.peerId.toString()
+      const aFetch = aContent.fetch(o, 'delta', id, 64 * 1024 * 1024, AbortSignal.timeout(30_000))
+      while (originContent.uploadsOf(id).length === 0) await new Promise((r) => setTimeout(r, 2))
+      // The origin's one upload slot for this delta is A's until A has it all.
+      await assert.rejects(bContent.fetch(o, 'delta', id, 64 * 1024 * 1024, AbortSignal.timeout(30_000)),
+        (e: Error) => e instanceof BusyError && e.reason === 'busy' && e.peers.length === 1 && e.peers[0] === a.peerId.toString())
+      // B's picker knows only the origin; the busy answer leads it to A.
+      const picker = new HolderPicker(b.peerId.toString())
+      const got = await picker.fetch(bContent, 'delta', id, () => [o], 64 * 1024 * 1024, AbortSignal.timeout(30_000))
+      assert.equal(sha256Hex(await aFetch), id)
+      assert.equal(sha256Hex(got.bytes), id)
+      assert.equal(got.from, a.peerId.toString(), 'relayed by A')
+      assert.equal(originContent.stats.served, 1, 'the origin uploaded it once')
+      assert.equal(aContent.stats.served, 1)
+    } finally {
+      await Promise.all([origin.stop(), a.stop(), b.stop()])
     }
   })
 

@@ -5,7 +5,7 @@ import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { fig, type BenchResult, type Figures } from './figures.js'
 import { runFusion } from './fusion.js'
-import { runPropagation } from './propagation.js'
+import { runPropagation, type PropagationOptions } from './propagation.js'
 import { runSimBench, type SimBenchOptions } from './sim.js'
 import { DEFAULT_CODECS, FULL_CODECS, parseCodecSpec, runQuality } from './quality.js'
 import { runTrainStep } from './train-step.js'
@@ -42,7 +42,7 @@ const HELP = `Usage: npm run bench -- [options]
 interface Sizes {
   quality: { rounds: number; steps: number; trainN: number; testN: number; seeds: number; codecs: typeof DEFAULT_CODECS }
   fusion: { hidden: number; layers: number; deltas: number[]; repeats: number }
-  propagation: { nodes: number[]; payloadBytes: number; repeats: number }
+  propagation: PropagationOptions
   train: { batches: number[]; wasmSteps: number; cpuSteps: number; loopSteps: number; repeats: number; torch: boolean }
   sim: SimBenchOptions
 }
@@ -58,14 +58,14 @@ const SIZES: Record<Mode, Sizes> = {
   default: {
     quality: { rounds: 6, steps: 100, trainN: 2000, testN: 500, seeds: 1, codecs: DEFAULT_CODECS },
     fusion: { hidden: 384, layers: 6, deltas: [2, 4, 8], repeats: 3 },
-    propagation: { nodes: [4, 8, 16], payloadBytes: 4 * 2 ** 20, repeats: 2 },
+    propagation: { nodes: [4, 8, 16], payloadBytes: 4 * 2 ** 20, repeats: 2, links: { mbit: 50, nodes: [4, 8] } },
     train: { batches: [16, 64], wasmSteps: 10, cpuSteps: 2, loopSteps: 30, repeats: 5, torch: true },
     sim: { series: [{ nodes: [8, 16] }, { nodes: [16, 32], contributorsPerRound: 8 }], rounds: 3, timeoutSec: 300 },
   },
   full: {
     quality: { rounds: 6, steps: 100, trainN: 2000, testN: 500, seeds: 3, codecs: FULL_CODECS },
     fusion: { hidden: 768, layers: 12, deltas: [2, 4, 8], repeats: 3 },
-    propagation: { nodes: [4, 8, 16], payloadBytes: 32 * 2 ** 20, repeats: 2 },
+    propagation: { nodes: [4, 8, 16], payloadBytes: 32 * 2 ** 20, repeats: 2, links: { mbit: 100, nodes: [4, 8, 16] } },
     train: { batches: [16, 64], wasmSteps: 20, cpuSteps: 3, loopSteps: 100, repeats: 3, torch: true },
     sim: { series: [{ nodes: [8, 16, 32] }, { nodes: [16, 32, 64], contributorsPerRound: 8 }], rounds: 4, timeoutSec: 1800 },
   },
@@ -83,6 +83,7 @@ const HEADLINE: [string, string][] = [
   ['fusion_peak_rss_mb', 'flat in N'],
   ['fusion_rss_growth_per_delta_mb', '~0'],
   ['propagation_vs_single_transfer', '<= 2 (8 nodes)'],
+  ['propagation_links_vs_single_transfer', '<= 2 (8 nodes)'],
   ['train_step_vs_pytorch', '<= 5 (batch 16)'],
   ['train_step_vs_pytorch_b64', '<= 5 (batch 64)'],
   ['train_loop_overhead', '<= 0.10'],

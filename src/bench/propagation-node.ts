@@ -17,7 +17,7 @@ import { createLogger, silentLogger } from '../util/log.js'
  */
 
 export type NodeCommand =
-  | { t: 'init'; index: number; payloadBytes: number }
+  | { t: 'init'; index: number; payloadBytes: number; listen: string }
   | { t: 'dial'; addrs: string[] }
   | { t: 'subs'; peers: number }
   | { t: 'prepare'; rep: number; authors: number[] }
@@ -77,10 +77,10 @@ class BenchNode {
   private cpu0 = process.cpuUsage()
   private stats0 = { bytesIn: 0, bytesOut: 0, served: 0, fetched: 0 }
 
-  async init(index: number, payloadBytes: number): Promise<NodeReply> {
+  async init(index: number, payloadBytes: number, listen: string): Promise<NodeReply> {
     this.index = index
     this.payloadBytes = payloadBytes
-    this.node = await createSwarmLibp2p({ privateKey: (await generateKeyPair('Ed25519')) as unknown as PrivateKey, listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], mdns: false })
+    this.node = await createSwarmLibp2p({ privateKey: (await generateKeyPair('Ed25519')) as unknown as PrivateKey, listen: [listen], announce: [], mdns: false })
     await this.node.start()
     this.id = this.node.peerId.toString()
     this.picker = new HolderPicker(this.id)
@@ -158,7 +158,7 @@ class BenchNode {
   async handle(c: NodeCommand): Promise<NodeReply> {
     switch (c.t) {
       case 'init':
-        return this.init(c.index, c.payloadBytes)
+        return this.init(c.index, c.payloadBytes, c.listen)
       case 'dial':
         for (const a of c.addrs) await dialWithRetry(this.node, a)
         return { t: 'ok' }

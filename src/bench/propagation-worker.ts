@@ -2,6 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { childMain } from './child.js'
+import { LinkNetwork } from './links.js'
 import type { NodeCommand, NodeReply } from './propagation-node.js'
 
 /**
@@ -16,6 +17,10 @@ export interface PropagationJob {
   nodes: number[]
   payloadBytes: number
   repeats: number
+  /** Each node in its own network namespace behind a link of this many Mbit/s each way (LinkNetwork); default TCP loopback. */
+  linkMbit?: number
+  /** Also time a round in which every node contributes (default true). */
+  rounds?: boolean
 }
 
 export interface PropagationResult {
@@ -37,8 +42,13 @@ class NodeProcess {
   private readonly pending: { resolve: (r: NodeReply) => void; reject: (e: Error) => void }[] = []
   readonly child: ChildProcess
 
-  constructor() {
-    this.child = fork(fileURLToPath(new URL('./propagation-node.js', import.meta.url)), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  /** `exec`: a command prefix to run the node under (e.g. `ip netns exec NS`). */
+  constructor(exec?: { file: string; args: string[] }) {
+    const script = fileURLToPath(new URL('./propagation-node.js', import.meta.url))
+    this.child = fork(script, [], {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      ...(exec ? { execPath: exec.file, execArgv: [...exec.args, process.execPath] } : {}),
+    })
     this.child.on('message', (r: NodeReply) => {
       const p = this.pending.shift()
       if (r.t === 'error') p?.reject(new Error(r.message))
@@ -72,9 +82,12 @@ class NodeProcess {
 
 async function run(job: PropagationJob): Promise<PropagationResult[]> {
   const max = Math.max(2, ...job.nodes)
-  const procs = Array.from({ length: max }, () => new NodeProcess())
+  const net = job.linkMbit ? new LinkNetwork(max, job.linkMbit) : undefined
+  net?.setup()
+  const procs = Array.from({ length: max }, (_, i) => new NodeProcess(net?.execIn(i)))
   try {
-    const ready = await Promise.all(procs.map((p, i) => p.call({ t: 'init', index: i, payloadBytes: job.payloadBytes }, 'ready')))
+    const listen = (i: number) => `/ip4/${net ? net.addr(i) : '127.0.0.1'}/tcp/0`
+    const ready = await Promise.all(procs.map((p, i) => p.call({ t: 'init', index: i, payloadBytes: job.payloadBytes, listen: listen(i) }, 'ready')))
     await Promise.all(procs.map((p, i) => p.call({ t: 'dial', addrs: ready.slice(0, i).map((r) => r.addr) }, 'ok')))
     await Promise.all(procs.map((p) => p.call({ t: 'subs', peers: max - 1 }, 'ok')))
     // Let gossipsub build its mesh (heartbeat: 1 s) before anything is timed.
@@ -110,10 +123,14 @@ async function run(job: PropagationJob): Promise<PropagationResult[]> {
     // Warm every process's JIT on the fetch path first (untimed), so repeats compare like with like.
     await scenario('one', max, 1)
     const out = [await scenario('single', 2, Math.max(3, job.repeats))]
-    for (const n of job.nodes) out.push(await scenario('one', n, job.repeats), await scenario('all', n, 1))
+    for (const n of job.nodes) {
+      out.push(await scenario('one', n, job.repeats))
+      if (job.rounds !== false) out.push(await scenario('all', n, 1))
+    }
     return out
   } finally {
     await Promise.all(procs.map((p) => p.stop()))
+    net?.teardown()
   }
 }
 

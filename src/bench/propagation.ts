@@ -1,6 +1,7 @@
 import { runChild } from './child.js'
 import { fig, type BenchResult, type Figures } from './figures.js'
 import type { PropagationJob, PropagationResult } from './propagation-worker.js'
+import { LinkNetwork } from './links.js'
 
 /**
  * From announce to every node verified, for 4, 8, 16 nodes, against one libp2p stream moving
@@ -13,6 +14,12 @@ export interface PropagationOptions {
   nodes: number[]
   payloadBytes: number
   repeats: number
+  /**
+   * Also run one delta to all behind emulated links of this many Mbit/s each way (one network
+   * namespace per node, LinkNetwork), for these swarm sizes; skipped with a note where links
+   * cannot be set up (not root, no iproute2).
+   */
+  links?: { mbit: number; nodes: number[] }
 }
 
 const MB = 2 ** 20
@@ -56,6 +63,7 @@ export async function runPropagation(o: PropagationOptions): Promise<BenchResult
     figures[`round_upload_bytes_per_node_${r.nodes}_nodes`] = fig(mean(r.uploaded), 'bytes per node per round (mean)', sizes)
     figures[`round_upload_bytes_per_node_max_${r.nodes}_nodes`] = fig(Math.max(...r.uploaded), 'bytes per node per round (max)', sizes)
   }
+  const linked = o.links ? await runLinked(o.links, o, figures) : []
   const growth = all.length > 1 ? ` (per node, in payloads: download N-1, upload mean N-1; they grow linearly in N, the round's total as N(N-1))` : ''
   const table = [
     `Propagation over libp2p (TCP loopback, one process per node, ${cores} cores), payload ${(S / MB).toFixed(2)} MiB; single transfer ${(T * 1000).toFixed(1)} ms (${(S / MB / T).toFixed(0)} MiB/s), CPU ${((perCopy * 1000) / (S / MB)).toFixed(1)} ms per MiB (both ends)`,
@@ -65,6 +73,42 @@ export async function runPropagation(o: PropagationOptions): Promise<BenchResult
       return `  ${String(r.nodes).padStart(5)} ${r.seconds.toFixed(3).padStart(10)} ${(r.seconds / T).toFixed(1).padStart(9)} ${(floor(r.nodes - 1) / T).toFixed(1).padStart(11)} ${(r.uploaded[0] / S).toFixed(1).padStart(9)} ${a.seconds.toFixed(3).padStart(8)} ${(a.seconds / T).toFixed(1).padStart(9)} ${(floor(a.nodes * (a.nodes - 1)) / T).toFixed(1).padStart(8)} ${(mean(a.downloaded) / S).toFixed(1).padStart(10)} ${(mean(a.uploaded) / S).toFixed(1).padStart(8)} ${(Math.max(...a.uploaded) / S).toFixed(1).padStart(7)}`
     }),
     `  one->all: one delta to every node; round: every node's delta to every node; CPU floor: copies x CPU per copy / cores; bytes in payloads${growth}`,
+    ...linked,
   ]
   return { figures, curves: { propagation: results }, table }
+}
+
+/**
+ * One delta to all with every node behind its own link (LinkNetwork): the network, not this
+ * machine's shared cores, is the limit, as between labs. The reference is one transfer over one
+ * such link; the ideal protocol stays near it however many nodes there are (peers that hold a
+ * delta, or part of it, serve it too), while an author serving every copy itself takes N-1 times as long.
+ */
+async function runLinked(l: NonNullable<PropagationOptions['links']>, o: PropagationOptions, figures: Figures): Promise<string[]> {
+  const why = LinkNetwork.unavailable()
+  const title = `Propagation behind links of ${l.mbit} Mbit/s each way (one network namespace per node, tc tbf)`
+  if (why) {
+    figures.propagation_links_vs_single_transfer = fig(null, 'ratio', { link_mbit: l.mbit }, `skipped: ${why}`)
+    return [`${title}: skipped, ${why}`]
+  }
+  const results = await runChild<PropagationResult[]>('./propagation-worker.js', { nodes: l.nodes, payloadBytes: o.payloadBytes, repeats: o.repeats, linkMbit: l.mbit, rounds: false } satisfies PropagationJob)
+  const single = results.find((r) => r.scenario === 'single')!
+  const T = single.seconds
+  const S = single.payloadBytes
+  figures.propagation_links_single_transfer_seconds = fig(T, 's (one fetch + verification over one link)', { payload_bytes: S, link_mbit: l.mbit })
+  const rows: string[] = []
+  for (const r of results.filter((x) => x.scenario === 'one')) {
+    const suffix = r.nodes === 8 ? '' : `_${r.nodes}_nodes`
+    const sizes = { nodes: r.nodes, payload_bytes: S, link_mbit: l.mbit, scenario: 'one delta to all' }
+    figures[`propagation_links_vs_single_transfer${suffix}`] = fig(r.seconds / T, 'ratio (announce to all verified / single transfer, both over the same links)', sizes,
+      r.nodes === 8 ? `every node in its own network namespace behind ${l.mbit} Mbit/s each way: the network is the limit, as between labs` : undefined)
+    figures[`propagation_links_origin_upload_${r.nodes}_nodes`] = fig(r.uploaded[0] / S, 'payloads the author uploaded', sizes)
+    rows.push(`  ${String(r.nodes).padStart(5)} ${r.seconds.toFixed(3).padStart(10)} ${(r.seconds / T).toFixed(1).padStart(9)} ${(r.uploaded[0] / S).toFixed(1).padStart(9)} ${(Math.max(...r.uploaded.slice(1)) / S).toFixed(1).padStart(9)}`)
+  }
+  return [
+    `${title}, payload ${(S / MB).toFixed(2)} MiB; single transfer ${(T * 1000).toFixed(1)} ms (${(S / MB / T).toFixed(1)} MiB/s)`,
+    `  ${'nodes'.padStart(5)} ${'one->all s'.padStart(10)} ${'x single'.padStart(9)} ${'origin up'.padStart(9)} ${'other max'.padStart(9)}`,
+    ...rows,
+    '  origin up / other max: payloads the author / the busiest other node uploaded',
+  ]
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { setTimeout as delay } from 'node:timers/promises'
 import * as lp from 'it-length-prefixed'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -8,6 +9,7 @@ import type { SwarmLibp2p } from './node.js'
 import { PayloadError } from '../util/errors.js'
 import type { Logger } from '../util/log.js'
 import type { TransferMeter } from '../api/metrics.js'
+import { Incoming } from './relay.js'
 
 /**
  * The content protocol: "announce, then fetch". A request names content by sha256 (a delta
@@ -21,6 +23,12 @@ import type { TransferMeter } from '../api/metrics.js'
 export type ContentKind = 'delta' | 'checkpoint' | 'record'
 export type ContentSource = (kind: ContentKind, id: string) => Promise<Uint8Array | undefined>
 
+/** An upload slot is given back this long after the last byte was written, even if the client never says it has them. */
+const SLOT_HOLD_MAX_MS = 60_000
+
+/** How long a received delta is still relayed from memory after it completed (the caller stores it meanwhile). */
+const RELAY_AFTER_MS = 5000
+
 /** Large writes: yamux splits them into its own frames; fewer, larger chunks mean less per-chunk work. */
 const CHUNK = 1024 * 1024
 const MAX_HEADER = 1024
@@ -30,7 +38,16 @@ const HeaderSchema = z.discriminatedUnion('status', [
   z.object({ status: z.literal('ok'), size: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER) }),
   z.object({ status: z.literal('not-found') }),
   z.object({ status: z.literal('error'), message: z.string() }),
+  // Every upload slot for this content is taken: try the peers it is being sent to (they relay it).
+  z.object({ status: z.literal('busy'), peers: z.array(z.string().max(128)).max(16) }),
 ])
+
+/** The holder is sending this content to as many peers as it will at once; `peers` are receiving it and relay it. */
+export class BusyError extends PayloadError {
+  constructor(message: string, readonly peers: string[]) {
+    super(message, 'busy')
+  }
+}
 
 export interface TransferStats {
   bytesIn: number
@@ -50,6 +67,15 @@ export class ContentProtocol {
   addressesOf?: (peer: string) => string[] | undefined
   /** Called after a fetch that had to open a connection of its own (the keeper may close it again). */
   fetchedFar?: (peer: string) => void
+  /**
+   * Peers one delta is sent to at once by this node; more are told 'busy' and pointed at those
+   * receiving it, who relay it as it arrives. One: each uplink carries a delta once, so a delta
+   * spreads down a chain at one link's speed instead of through the author's uplink N-1 times.
+   */
+  uploadSlots = 1
+  /** Deltas being received now (relayed to fetchers as they arrive), and who each delta is being sent to. */
+  private readonly incoming = new Map<string, Incoming>()
+  private readonly sending = new Map<string, Set<string>>()
 
   constructor(
     private readonly node: SwarmLibp2p,
@@ -70,7 +96,7 @@ export class ContentProtocol {
           stream.abort(new Error('rate limited'))
           return
         }
-        void this.serve(stream).catch((err) => {
+        void this.serve(stream, peer).catch((err) => {
           this.log.debug({ err: (err as Error).message }, 'serving a fetch failed')
           stream.abort(err as Error)
         })
@@ -97,13 +123,20 @@ export class ContentProtocol {
     return ++w.count <= this.maxRequestsPerWindow
   }
 
-  private async serve(stream: Parameters<Parameters<SwarmLibp2p['handle']>[1]>[0]['stream']): Promise<void> {
-    // One request per stream. Read until the client closes its side rather than stopping at the
-    // first frame: closing our read side while the response is still being written can end the
-    // stream early (the client then sees the header and no data).
-    let frame: Uint8ArrayList | undefined
-    for await (const f of lp.decode(stream.source, { maxDataLength: MAX_HEADER })) frame ??= f
-    if (!frame) return stream.close()
+  private async serve(stream: Parameters<Parameters<SwarmLibp2p['handle']>[1]>[0]['stream'], peer: string): Promise<void> {
+    // One request per stream. The client keeps its side open until it has the whole response,
+    // so its close says the bytes arrived (a write here only says they were queued): an upload
+    // slot is held until then. Our read side stays open meanwhile: closing it while the response
+    // is being written can end the stream early.
+    const frames = lp.decode(stream.source, { maxDataLength: MAX_HEADER })[Symbol.asyncIterator]()
+    const first = await frames.next()
+    if (first.done) return stream.close()
+    const frame = first.value
+    const received = (async () => {
+      while (!(await frames.next()).done) {
+        // A client sends one request; anything more is ignored until it closes.
+      }
+    })().catch(() => {})
     let req: z.infer<typeof RequestSchema>
     try {
       req = parseRequest(frame.subarray())
@@ -111,14 +144,50 @@ export class ContentProtocol {
       return stream.sink([lp.encode.single(header({ status: 'error', message: 'malformed request' }))])
     }
     const bytes = await this.source(req.kind, req.id).catch(() => undefined)
-    if (!bytes) return stream.sink([lp.encode.single(header({ status: 'not-found' }))])
-    await stream.sink((function* () {
-      yield lp.encode.single(header({ status: 'ok', size: bytes.length }))
-      for (let i = 0; i < bytes.length; i += CHUNK) yield bytes.subarray(i, Math.min(bytes.length, i + CHUNK))
-    })())
-    this.stats.bytesOut += bytes.length
-    this.stats.served++
-    this.meter?.sent(req.kind, bytes.length)
+    const relay = bytes || req.kind !== 'delta' ? undefined : this.incoming.get(req.id)
+    if (!bytes && !relay) return stream.sink([lp.encode.single(header({ status: 'not-found' }))])
+    const to = req.kind === 'delta' ? (this.sending.get(req.id) ?? new Set<string>()) : undefined
+    if (to && to.size >= this.uploadSlots) return stream.sink([lp.encode.single(header({ status: 'busy', peers: [...to].slice(0, 16) }))])
+    const size = bytes ? bytes.length : relay!.size
+    to?.add(peer)
+    if (to) this.sending.set(req.id, to)
+    try {
+      await stream.sink((async function* () {
+        yield lp.encode.single(header({ status: 'ok', size }))
+        if (relay) yield* relay.bytes(CHUNK)
+        else for (let i = 0; i < size; i += CHUNK) yield bytes!.subarray(i, Math.min(size, i + CHUNK))
+      })())
+      this.stats.bytesOut += size
+      this.stats.served++
+      this.meter?.sent(req.kind, size)
+      const giveUp = new AbortController()
+      await Promise.race([received, delay(SLOT_HOLD_MAX_MS, undefined, { signal: giveUp.signal, ref: false }).catch(() => {})])
+      giveUp.abort()
+    } finally {
+      to?.delete(peer)
+      if (to?.size === 0) this.sending.delete(req.id)
+    }
+  }
+
+  /** The peers this node is sending delta `id` to right now. */
+  uploadsOf(id: string): string[] {
+    return [...(this.sending.get(id) ?? [])]
+  }
+
+  /**
+   * Offer a delta being received to other fetchers (one transfer per delta is relayed). It stays
+   * offered for a few seconds after it completes, until the caller has stored it; a failed
+   * transfer is withdrawn at once.
+   */
+  private relay(id: string, size: number, buf: Uint8Array): Incoming | undefined {
+    if (this.incoming.has(id)) return undefined
+    const inc = new Incoming(size, buf)
+    this.incoming.set(id, inc)
+    const forget = (): void => {
+      if (this.incoming.get(id) === inc) this.incoming.delete(id)
+    }
+    inc.settled.then(() => setTimeout(forget, RELAY_AFTER_MS).unref(), forget)
+    return inc
   }
 
   /** Fetch content `id` from `peer`; resolves to verified bytes, or throws. */
@@ -132,16 +201,24 @@ export class ContentProtocol {
     // A stalled peer must not hold the fetch past its deadline.
     const onAbort = (): void => stream.abort(new PayloadError(`fetch of ${kind} ${id.slice(0, 12)} from ${peer} aborted`, 'truncated'))
     signal.addEventListener('abort', onAbort, { once: true })
+    // Our side stays open until the response is complete: the server learns from our close that it arrived.
+    let done!: () => void
+    const complete = new Promise<void>((resolve) => (done = resolve))
+    const req = new TextEncoder().encode(JSON.stringify({ kind, id }))
+    const sending = stream.sink((async function* () {
+      yield lp.encode.single(req)
+      await complete
+    })())
+    sending.catch(() => {})
     try {
-      const req = new TextEncoder().encode(JSON.stringify({ kind, id }))
-      await stream.sink([lp.encode.single(req)])
-      const bytes = await readResponse(stream.source, peer, kind, id, maxBytes)
+      const bytes = await readResponse(stream.source, peer, kind, id, maxBytes, kind === 'delta' ? (size, buf) => this.relay(id, size, buf) : undefined)
       this.stats.bytesIn += bytes.length
       this.stats.fetched++
       this.meter?.received(kind, bytes.length)
       ok = true
       return bytes
     } finally {
+      done()
       signal.removeEventListener('abort', onAbort)
       this.meter?.fetched(kind, (performance.now() - started) / 1000, ok)
       await stream.close().catch(() => stream.abort(new Error('closed')))
@@ -154,8 +231,23 @@ export class ContentProtocol {
  * Read a response: the header, then exactly `size` bytes copied once into one buffer and hashed
  * as they arrive. Throws PayloadError on a bad header, a size over `maxBytes`, extra bytes, a
  * short stream, or (except for lineage records, checked by recomputation) a sha256 mismatch.
+ * With `track`, the buffer is offered for relaying once the size is known, and told its progress.
  */
-async function readResponse(source: AsyncIterable<Uint8ArrayList | Uint8Array>, peer: string, kind: ContentKind, id: string, maxBytes: number): Promise<Uint8Array> {
+async function readResponse(source: AsyncIterable<Uint8ArrayList | Uint8Array>, peer: string, kind: ContentKind, id: string, maxBytes: number,
+  track?: (size: number, buf: Uint8Array) => Incoming | undefined): Promise<Uint8Array> {
+  let relay: Incoming | undefined
+  try {
+    const out = await readInto(source, peer, kind, id, maxBytes, (size, buf) => (relay = track?.(size, buf)), (n) => relay?.grew(n))
+    relay?.finish()
+    return out
+  } catch (err) {
+    relay?.fail(err as Error)
+    throw err
+  }
+}
+
+async function readInto(source: AsyncIterable<Uint8ArrayList | Uint8Array>, peer: string, kind: ContentKind, id: string, maxBytes: number,
+  started: (size: number, buf: Uint8Array) => void, grew: (received: number) => void): Promise<Uint8Array> {
   const head = new Uint8ArrayList()
   const hash = kind === 'record' ? undefined : createHash('sha256')
   let size = -1
@@ -169,9 +261,11 @@ async function readResponse(source: AsyncIterable<Uint8ArrayList | Uint8Array>, 
       if (!h) continue
       if (h.status === 'not-found') throw new PayloadError(`peer ${peer} does not have ${kind} ${id.slice(0, 12)}`, 'not-found')
       if (h.status === 'error') throw new PayloadError(`peer ${peer}: ${h.message}`, 'remote-error')
+      if (h.status === 'busy') throw new BusyError(`peer ${peer} is sending ${kind} ${id.slice(0, 12)} to as many peers as it will at once`, h.peers)
       if (h.size > maxBytes) throw new PayloadError(`${kind} ${id.slice(0, 12)} is ${h.size} bytes, over the ${maxBytes}-byte limit`, 'too-large')
       size = h.size
       out = new Uint8Array(size)
+      started(size, out)
       body = head
     }
     for (const buf of body) {
@@ -180,6 +274,7 @@ async function readResponse(source: AsyncIterable<Uint8ArrayList | Uint8Array>, 
       hash?.update(buf)
       received += buf.length
     }
+    grew(received)
     if (received === size) break
   }
   if (size < 0 || received !== size) throw new PayloadError(`transfer of ${kind} ${id.slice(0, 12)} from ${peer} ended after ${received} of ${size} bytes`, 'truncated')

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { setTimeout as delay } from 'node:timers/promises'
-import type { ContentKind, ContentProtocol } from './fetch.js'
+import { BusyError, type ContentKind, type ContentProtocol } from './fetch.js'
 import { PayloadError } from '../util/errors.js'
 
 /**
@@ -40,16 +40,29 @@ export class HolderPicker {
    * `check` throwing). `holders` is re-read before each attempt, so peers that advertise the
    * content meanwhile are candidates. Resolves with the verified bytes and the peer that served
    * them; throws the last error when every holder failed. With `connectedWaitMs`, a holder this
-   * node is not connected to is dialed only after that long without a connected one.
+   * node is not connected to is dialed only after that long without a connected one. A holder
+   * that answers 'busy' names the peers it is sending the content to: they relay it as it
+   * arrives, so they become candidates, and busy holders are asked again after a short wait
+   * (within `busyRetries` rounds) once every candidate has been tried.
    */
   async fetch(content: ContentProtocol, kind: ContentKind, id: string, holders: () => Iterable<string>, maxBytes: number, signal: AbortSignal,
-    opts: { attemptMs?: number; connectedWaitMs?: number; check?: (bytes: Uint8Array) => void; onError?: (peer: string, err: Error) => void } = {}): Promise<{ bytes: Uint8Array; from: string }> {
+    opts: { attemptMs?: number; connectedWaitMs?: number; busyRetries?: number; check?: (bytes: Uint8Array) => void; onError?: (peer: string, err: Error) => void } = {}): Promise<{ bytes: Uint8Array; from: string }> {
     const tried = new Set<string>()
+    const relays = new Set<string>()
+    const busy = new Set<string>()
+    let busyRounds = 0
     let last: Error = new PayloadError(`no peer holds ${kind} ${id.slice(0, 12)}`, 'not-found')
     const dialFarAt = Date.now() + (opts.connectedWaitMs ?? 0)
     while (!signal.aborted) {
-      const peer = this.order(id, holders(), tried)[0]
-      if (peer === undefined) break
+      const peer = this.order(id, [...holders(), ...relays], tried)[0]
+      if (peer === undefined) {
+        // Only busy holders left: their transfers end soon, or the peers they feed start relaying.
+        if (busy.size === 0 || busyRounds++ >= (opts.busyRetries ?? 20)) break
+        await delay(BUSY_WAIT_MS, undefined, { signal }).catch(() => undefined)
+        for (const p of busy) tried.delete(p)
+        busy.clear()
+        continue
+      }
       if (Date.now() < dialFarAt && !this.isConnected(peer)) {
         await delay(Math.min(250, dialFarAt - Date.now()), undefined, { signal }).catch(() => undefined)
         continue
@@ -63,6 +76,9 @@ export class HolderPicker {
         return { bytes, from: peer }
       } catch (err) {
         last = err as Error
+        if (last instanceof BusyError) for (const p of last.peers) if (p !== this.self) relays.add(p)
+        // A relay may not have the content's first bytes yet when asked: ask it again, as a busy holder.
+        if (last instanceof BusyError || relays.has(peer)) busy.add(peer)
         opts.onError?.(peer, last)
       } finally {
         const n = this.inFlight(peer) - 1
@@ -73,6 +89,9 @@ export class HolderPicker {
     throw last
   }
 }
+
+/** Pause before asking busy holders again. */
+const BUSY_WAIT_MS = 50
 
 function tieBreak(self: string, id: string, holder: string): string {
   return createHash('sha256').update(`${self}\n${id}\n${holder}`).digest('hex')

@@ -12,6 +12,6 @@ export function swarmTopics(swarmId: string): SwarmTopics {
   return {
     announce: `/coldfusion/3/${swarmId}/announce/json`,
     vote: `/coldfusion/3/${swarmId}/vote/json`,
-    fetchProtocol: `/coldfusion/1/${swarmId.slice(0, 32)}/fetch/2.0.0`,
+    fetchProtocol: `/coldfusion/1/${swarmId.slice(0, 32)}/fetch/3.0.0`,
   }
 }

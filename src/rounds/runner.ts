@@ -120,7 +120,7 @@ export class RoundRunner {
     // joiner before the next draw.
     this.repeats = { announce: schedule(), vote: schedule(), commit: schedule(), hello: new RepeatSchedule(Math.min(period, 2000), REPEAT_CAP_FACTOR * period) }
     this.sync = new LineageSync({
-      ledger: d.ledger, checkpoints: d.checkpoints, deltas: d.deltas, content: d.content, fusion: d.fusion,
+      ledger: d.ledger, checkpoints: d.checkpoints, deltas: d.deltas, content: d.content, holders: this.holders, fusion: d.fusion,
       maxDeltaBytes: d.def.rounds.maxDeltaBytes, rule: d.def.fusion.rule, log: d.log,
     })
   }
@@ -463,7 +463,7 @@ export class RoundRunner {
         connectedWaitMs: 2000,
         check: (bytes) => this.d.fusion.checkDelta(bytes, { round, baseHash: base }),
         onError: (peer, err) => {
-          const bad = err instanceof PayloadError && !['not-found', 'truncated'].includes(err.reason)
+          const bad = err instanceof PayloadError && !['not-found', 'truncated', 'busy'].includes(err.reason)
           log[bad ? 'warn' : 'debug']({ deltaId: id.slice(0, 12), from: peer, err: err.message }, 'fetch failed')
         },
       })

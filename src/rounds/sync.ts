@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import type { HolderPicker } from '../p2p/holders.js'
 import type { ContentProtocol } from '../p2p/fetch.js'
 import type { ContentStore } from '../store/content-store.js'
 import { ContributionSchema, type Ledger, type LineageRecord } from '../store/ledger.js'
@@ -37,6 +38,8 @@ export interface SyncDeps {
   checkpoints: ContentStore
   deltas: ContentStore
   content: ContentProtocol
+  /** Picks among the providers, and follows a busy one to the peers relaying the content. */
+  holders: HolderPicker
   fusion: FusionPorts
   maxDeltaBytes: number
   rule: string
@@ -103,15 +106,12 @@ export class LineageSync {
   }
 
   private async fetchFrom(id: string, kind: 'delta' | 'record', providers: string[], signal: AbortSignal): Promise<Uint8Array> {
-    let last: Error | undefined
-    for (const peer of [...new Set(providers)]) {
-      try {
-        return await this.d.content.fetch(peer, kind, id, kind === 'record' ? 1024 * 1024 : this.d.maxDeltaBytes, AbortSignal.any([signal, AbortSignal.timeout(60_000)]))
-      } catch (err) {
-        if (signal.aborted) throw err
-        last = err as Error
-      }
+    try {
+      const { bytes } = await this.d.holders.fetch(this.d.content, kind, id, () => providers, kind === 'record' ? 1024 * 1024 : this.d.maxDeltaBytes, signal, { attemptMs: 60_000 })
+      return bytes
+    } catch (err) {
+      if (signal.aborted) throw err
+      throw new PayloadError(`no peer could provide ${kind} ${id.slice(0, 12)} (${(err as Error).message})`, 'unavailable')
     }
-    throw new PayloadError(`no peer could provide ${kind} ${id.slice(0, 12)} (${last?.message ?? 'no providers'})`, 'unavailable')
   }
 }
