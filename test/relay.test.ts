@@ -10,7 +10,10 @@ describe('relaying content as it arrives (Incoming)', () => {
 
   it('gives a reader the bytes received so far, then the rest as they come, in pieces of at most chunk', async () => {
     const buf = new Uint8Array(10)
-    const inc = new Incoming(10, buf)
+    const inc = new Incoming()
+    // A reader that comes before the header waits for it.
+    const early = collect(inc.bytes(4))
+    inc.start(10, buf)
     buf.set([0, 1, 2, 3], 0)
     inc.grew(4)
     const pieces: number[] = []
@@ -24,18 +27,27 @@ describe('relaying content as it arrives (Incoming)', () => {
     inc.finish()
     await reading
     assert.deepEqual(await all, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    assert.deepEqual(await early, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
     assert.ok(pieces.every((n) => n <= 3) && pieces.reduce((a, b) => a + b, 0) === 10)
     await inc.settled
   })
 
   it('cuts readers off when the transfer it relays fails', async () => {
-    const buf = new Uint8Array(8)
-    const inc = new Incoming(8, buf)
+    const inc = new Incoming()
+    inc.start(8, new Uint8Array(8))
     inc.grew(2)
     const reading = collect(inc.bytes(4))
     await new Promise((r) => setTimeout(r, 10))
     inc.fail(new Error('upstream hung up'))
     await assert.rejects(reading, /relayed transfer failed: upstream hung up/)
     await assert.rejects(inc.settled, /upstream hung up/)
+  })
+
+  it('a transfer that fails before its header tells waiting readers so', async () => {
+    const inc = new Incoming()
+    const reading = collect(inc.bytes(4))
+    inc.fail(new Error('dial failed'))
+    await assert.rejects(reading, /dial failed/)
+    await assert.rejects(inc.size, /dial failed/)
   })
 })

@@ -58,14 +58,14 @@ const SIZES: Record<Mode, Sizes> = {
   default: {
     quality: { rounds: 6, steps: 100, trainN: 2000, testN: 500, seeds: 1, codecs: DEFAULT_CODECS },
     fusion: { hidden: 384, layers: 6, deltas: [2, 4, 8], repeats: 3 },
-    propagation: { nodes: [4, 8, 16], payloadBytes: 4 * 2 ** 20, repeats: 2, links: { mbit: 50, nodes: [4, 8] } },
+    propagation: { nodes: [4, 8, 16], payloadBytes: 4 * 2 ** 20, repeats: 2, links: { mbit: 20, nodes: [4, 8] } },
     train: { batches: [16, 64], wasmSteps: 10, cpuSteps: 2, loopSteps: 30, repeats: 5, torch: true },
     sim: { series: [{ nodes: [8, 16] }, { nodes: [16, 32], contributorsPerRound: 8 }], rounds: 3, timeoutSec: 300 },
   },
   full: {
     quality: { rounds: 6, steps: 100, trainN: 2000, testN: 500, seeds: 3, codecs: FULL_CODECS },
     fusion: { hidden: 768, layers: 12, deltas: [2, 4, 8], repeats: 3 },
-    propagation: { nodes: [4, 8, 16], payloadBytes: 32 * 2 ** 20, repeats: 2, links: { mbit: 100, nodes: [4, 8, 16] } },
+    propagation: { nodes: [4, 8, 16], payloadBytes: 32 * 2 ** 20, repeats: 2, links: { mbit: 20, nodes: [4, 8, 16] } },
     train: { batches: [16, 64], wasmSteps: 20, cpuSteps: 3, loopSteps: 100, repeats: 3, torch: true },
     sim: { series: [{ nodes: [8, 16, 32] }, { nodes: [16, 32, 64], contributorsPerRound: 8 }], rounds: 4, timeoutSec: 1800 },
   },

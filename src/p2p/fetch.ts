@@ -29,8 +29,14 @@ const SLOT_HOLD_MAX_MS = 60_000
 /** How long a received delta is still relayed from memory after it completed (the caller stores it meanwhile). */
 const RELAY_AFTER_MS = 5000
 
-/** Large writes: yamux splits them into its own frames; fewer, larger chunks mean less per-chunk work. */
-const CHUNK = 1024 * 1024
+/**
+ * Each write is one yamux frame. Fewer, larger frames mean less per-frame work, but a receiver
+ * gets a frame's bytes only once the whole frame is in, and a relay passes them on only then:
+ * each hop of a relay chain lags its upstream by one frame. So a payload goes out in about 32
+ * frames, of 64 KiB to 1 MiB: a hop costs a thirty-second of a transfer, and large payloads
+ * keep large frames.
+ */
+const frameBytes = (size: number): number => Math.min(1024 * 1024, Math.max(64 * 1024, 2 ** Math.ceil(Math.log2(Math.max(1, size / 32)))))
 const MAX_HEADER = 1024
 
 const RequestSchema = z.object({ kind: z.enum(['delta', 'checkpoint', 'record']), id: z.string().regex(/^[0-9a-f]{64}$/) }).strict()
@@ -145,17 +151,20 @@ export class ContentProtocol {
     }
     const bytes = await this.source(req.kind, req.id).catch(() => undefined)
     const relay = bytes || req.kind !== 'delta' ? undefined : this.incoming.get(req.id)
-    if (!bytes && !relay) return stream.sink([lp.encode.single(header({ status: 'not-found' }))])
+    // A relay asked before its own response header came waits for it (the asker was pointed here).
+    const relaySize = relay ? await relay.size.catch(() => undefined) : undefined
+    if (!bytes && relaySize === undefined) return stream.sink([lp.encode.single(header({ status: 'not-found' }))])
     const to = req.kind === 'delta' ? (this.sending.get(req.id) ?? new Set<string>()) : undefined
     if (to && to.size >= this.uploadSlots) return stream.sink([lp.encode.single(header({ status: 'busy', peers: [...to].slice(0, 16) }))])
-    const size = bytes ? bytes.length : relay!.size
+    const size = bytes ? bytes.length : relaySize!
     to?.add(peer)
     if (to) this.sending.set(req.id, to)
     try {
       await stream.sink((async function* () {
         yield lp.encode.single(header({ status: 'ok', size }))
-        if (relay) yield* relay.bytes(CHUNK)
-        else for (let i = 0; i < size; i += CHUNK) yield bytes!.subarray(i, Math.min(size, i + CHUNK))
+        const frame = frameBytes(size)
+        if (relay) yield* relay.bytes(frame)
+        else for (let i = 0; i < size; i += frame) yield bytes!.subarray(i, Math.min(size, i + frame))
       })())
       this.stats.bytesOut += size
       this.stats.served++
@@ -179,9 +188,9 @@ export class ContentProtocol {
    * offered for a few seconds after it completes, until the caller has stored it; a failed
    * transfer is withdrawn at once.
    */
-  private relay(id: string, size: number, buf: Uint8Array): Incoming | undefined {
+  private relay(id: string): Incoming | undefined {
     if (this.incoming.has(id)) return undefined
-    const inc = new Incoming(size, buf)
+    const inc = new Incoming()
     this.incoming.set(id, inc)
     const forget = (): void => {
       if (this.incoming.get(id) === inc) this.incoming.delete(id)
@@ -197,7 +206,14 @@ export class ContentProtocol {
     const target = peerIdFromString(peer)
     const far = this.node.getConnections(target).length === 0
     const addrs = far ? this.addressesOf?.(peer) : undefined
-    const stream = await this.node.dialProtocol(addrs?.length ? addrs.map((a) => multiaddr(a)) : target, this.protocol, { signal })
+    const relay = kind === 'delta' ? this.relay(id) : undefined
+    let stream
+    try {
+      stream = await this.node.dialProtocol(addrs?.length ? addrs.map((a) => multiaddr(a)) : target, this.protocol, { signal })
+    } catch (err) {
+      relay?.fail(err as Error)
+      throw err
+    }
     // A stalled peer must not hold the fetch past its deadline.
     const onAbort = (): void => stream.abort(new PayloadError(`fetch of ${kind} ${id.slice(0, 12)} from ${peer} aborted`, 'truncated'))
     signal.addEventListener('abort', onAbort, { once: true })
@@ -211,7 +227,7 @@ export class ContentProtocol {
     })())
     sending.catch(() => {})
     try {
-      const bytes = await readResponse(stream.source, peer, kind, id, maxBytes, kind === 'delta' ? (size, buf) => this.relay(id, size, buf) : undefined)
+      const bytes = await readResponse(stream.source, peer, kind, id, maxBytes, relay)
       this.stats.bytesIn += bytes.length
       this.stats.fetched++
       this.meter?.received(kind, bytes.length)
@@ -231,13 +247,12 @@ export class ContentProtocol {
  * Read a response: the header, then exactly `size` bytes copied once into one buffer and hashed
  * as they arrive. Throws PayloadError on a bad header, a size over `maxBytes`, extra bytes, a
  * short stream, or (except for lineage records, checked by recomputation) a sha256 mismatch.
- * With `track`, the buffer is offered for relaying once the size is known, and told its progress.
+ * With `relay`, the buffer is offered for relaying once the size is known, and its progress told.
  */
 async function readResponse(source: AsyncIterable<Uint8ArrayList | Uint8Array>, peer: string, kind: ContentKind, id: string, maxBytes: number,
-  track?: (size: number, buf: Uint8Array) => Incoming | undefined): Promise<Uint8Array> {
-  let relay: Incoming | undefined
+  relay?: Incoming): Promise<Uint8Array> {
   try {
-    const out = await readInto(source, peer, kind, id, maxBytes, (size, buf) => (relay = track?.(size, buf)), (n) => relay?.grew(n))
+    const out = await readInto(source, peer, kind, id, maxBytes, (size, buf) => relay?.start(size, buf), (n) => relay?.grew(n))
     relay?.finish()
     return out
   } catch (err) {

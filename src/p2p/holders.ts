@@ -91,7 +91,7 @@ export class HolderPicker {
 }
 
 /** Pause before asking busy holders again. */
-const BUSY_WAIT_MS = 50
+const BUSY_WAIT_MS = 20
 
 function tieBreak(self: string, id: string, holder: string): string {
   return createHash('sha256').update(`${self}\n${id}\n${holder}`).digest('hex')
