@@ -65,6 +65,8 @@ class BenchNode {
   picker!: HolderPicker
   index = 0
   payloadBytes = 0
+  /** The scenario repeat under way (announcements carry it). */
+  rep = -1
   readonly store = new Map<string, Uint8Array>()
   readonly holders = new Map<string, Set<string>>()
   /** Layouts by author index (validation needs names and shapes); payload ids to author. */
@@ -89,12 +91,14 @@ class BenchNode {
     this.node.services.pubsub.subscribe(TOPIC)
     this.node.services.pubsub.addEventListener('message', (evt) => {
       if (evt.detail.topic !== TOPIC || evt.detail.type !== 'signed') return
-      let msg: { id: string; author: number }
+      let msg: { id: string; author: number; rep: number }
       try {
-        msg = JSON.parse(new TextDecoder().decode(evt.detail.data)) as { id: string; author: number }
+        msg = JSON.parse(new TextDecoder().decode(evt.detail.data)) as { id: string; author: number; rep: number }
       } catch {
         return
       }
+      // A late repeat from the scenario before would start a fetch this one does not count on.
+      if (msg.rep !== this.rep) return
       this.heard(msg.id, msg.author, evt.detail.from.toString())
     })
     return { t: 'ready', addr: this.node.getMultiaddrs()[0].toString(), id: this.id }
@@ -152,7 +156,7 @@ class BenchNode {
   }
 
   announce(id: string, author: number): Promise<unknown> {
-    return this.node.services.pubsub.publish(TOPIC, new TextEncoder().encode(JSON.stringify({ id, author })))
+    return this.node.services.pubsub.publish(TOPIC, new TextEncoder().encode(JSON.stringify({ id, author, rep: this.rep })))
   }
 
   async handle(c: NodeCommand): Promise<NodeReply> {
@@ -172,6 +176,7 @@ class BenchNode {
         return { t: 'ok' }
       }
       case 'prepare': {
+        this.rep = c.rep
         this.store.clear()
         this.holders.clear()
         this.authorOf.clear()
