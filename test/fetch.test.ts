@@ -217,6 +217,32 @@ describe('holder selection (four real libp2p nodes over TCP)', function () {
     }
   })
 
+  it('a relay whose own transfer has not started answers not-found after a short wait, not never', async () => {
+    const make = async () => createSwarmLibp2p({ privateKey: (await generateKeyPair('Ed25519')) as unknown as PrivateKey, listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], mdns: false })
+    const [stall, a, b] = [await make(), await make(), await make()]
+    // An upstream that takes the request and never answers.
+    await stall.handle(PROTO, () => {})
+    const aContent = new ContentProtocol(a, PROTO, async () => undefined, silentLogger())
+    const bContent = new ContentProtocol(b, PROTO, async () => undefined, silentLogger())
+    try {
+      await aContent.start()
+      await bContent.start()
+      await a.dial(stall.getMultiaddrs()[0])
+      await b.dial(a.getMultiaddrs()[0])
+      const id = sha256Hex(new Uint8Array([42]))
+      const stalled = aContent.fetch(stall.peerId.toString(), 'delta', id, 1024, AbortSignal.timeout(20_000)).catch((e: Error) => e)
+      await new Promise((r) => setTimeout(r, 100))
+      const t0 = Date.now()
+      await assert.rejects(bContent.fetch(a.peerId.toString(), 'delta', id, 1024, AbortSignal.timeout(20_000)), (e: Error) => e instanceof PayloadError && e.reason === 'not-found')
+      const waited = Date.now() - t0
+      assert.ok(waited >= 1500 && waited < 10_000, `answered after ${waited} ms`)
+      await a.stop()
+      assert.ok((await stalled) instanceof Error)
+    } finally {
+      await Promise.all([stall.stop(), a.stop(), b.stop()])
+    }
+  })
+
   it("accepts a well-formed 'hello' and rejects bad ones", () => {
     const swarm = 'ab'.repeat(32)
     const hello = { type: 'hello', v: 1, swarm, round: 0, base: 'cd'.repeat(32), addrs: ['/memory/x'] }

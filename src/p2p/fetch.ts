@@ -26,6 +26,9 @@ export type ContentSource = (kind: ContentKind, id: string) => Promise<Uint8Arra
 /** An upload slot is given back this long after the last byte was written, even if the client never says it has them. */
 const SLOT_HOLD_MAX_MS = 60_000
 
+/** How long a relay asked for a delta waits for its own transfer's header before saying it does not have it. */
+const RELAY_HEADER_WAIT_MS = 2000
+
 /** How long a received delta is still relayed from memory after it completed (the caller stores it meanwhile). */
 const RELAY_AFTER_MS = 5000
 
@@ -151,8 +154,9 @@ export class ContentProtocol {
     }
     const bytes = await this.source(req.kind, req.id).catch(() => undefined)
     const relay = bytes || req.kind !== 'delta' ? undefined : this.incoming.get(req.id)
-    // A relay asked before its own response header came waits for it (the asker was pointed here).
-    const relaySize = relay ? await relay.size.catch(() => undefined) : undefined
+    // A relay asked before its own response header came waits for it (the asker was pointed
+    // here), but not long: two relays waiting on each other must not stall until a timeout.
+    const relaySize = relay ? await Promise.race([relay.size.catch(() => undefined), delay(RELAY_HEADER_WAIT_MS, undefined, { ref: false })]) : undefined
     if (!bytes && relaySize === undefined) return stream.sink([lp.encode.single(header({ status: 'not-found' }))])
     const to = req.kind === 'delta' ? (this.sending.get(req.id) ?? new Set<string>()) : undefined
     if (to && to.size >= this.uploadSlots) return stream.sink([lp.encode.single(header({ status: 'busy', peers: [...to].slice(0, 16) }))])
