@@ -37,6 +37,10 @@ const HELP = `Usage: npm run bench -- [options]
   --codecs LIST      quality: codecs to sweep, f32 first, each CODEC[:b=BLOCK][:d=KEPT_PER_MILLION],
                      e.g. f32,q8-block,topk-q1:d=30000 (default: the size's sweep)
   --install-torch    apt-get install python3-torch libopenblas0-pthread for the PyTorch reference
+
+At default and full sizes, propagation also runs behind emulated 20 Mbit/s links (one network
+namespace per node, tc tbf) when run as root with iproute2's ip and tc; otherwise that part is
+skipped and its figure says why.
 `
 
 interface Sizes {
