@@ -232,11 +232,15 @@ export class ContentProtocol {
     sending.catch(() => {})
     try {
       const bytes = await readResponse(stream.source, peer, kind, id, maxBytes, relay)
+      relay?.finish()
       this.stats.bytesIn += bytes.length
       this.stats.fetched++
       this.meter?.received(kind, bytes.length)
       ok = true
       return bytes
+    } catch (err) {
+      relay?.fail(err as Error)
+      throw err
     } finally {
       done()
       signal.removeEventListener('abort', onAbort)
@@ -251,22 +255,11 @@ export class ContentProtocol {
  * Read a response: the header, then exactly `size` bytes copied once into one buffer and hashed
  * as they arrive. Throws PayloadError on a bad header, a size over `maxBytes`, extra bytes, a
  * short stream, or (except for lineage records, checked by recomputation) a sha256 mismatch.
- * With `relay`, the buffer is offered for relaying once the size is known, and its progress told.
+ * With `relay`, the buffer is offered for relaying once the size is known, and its progress told
+ * (the caller tells it how the transfer ended).
  */
 async function readResponse(source: AsyncIterable<Uint8ArrayList | Uint8Array>, peer: string, kind: ContentKind, id: string, maxBytes: number,
   relay?: Incoming): Promise<Uint8Array> {
-  try {
-    const out = await readInto(source, peer, kind, id, maxBytes, (size, buf) => relay?.start(size, buf), (n) => relay?.grew(n))
-    relay?.finish()
-    return out
-  } catch (err) {
-    relay?.fail(err as Error)
-    throw err
-  }
-}
-
-async function readInto(source: AsyncIterable<Uint8ArrayList | Uint8Array>, peer: string, kind: ContentKind, id: string, maxBytes: number,
-  started: (size: number, buf: Uint8Array) => void, grew: (received: number) => void): Promise<Uint8Array> {
   const head = new Uint8ArrayList()
   const hash = kind === 'record' ? undefined : createHash('sha256')
   let size = -1
@@ -284,7 +277,7 @@ async function readInto(source: AsyncIterable<Uint8ArrayList | Uint8Array>, peer
       if (h.size > maxBytes) throw new PayloadError(`${kind} ${id.slice(0, 12)} is ${h.size} bytes, over the ${maxBytes}-byte limit`, 'too-large')
       size = h.size
       out = new Uint8Array(size)
-      started(size, out)
+      relay?.start(size, out)
       body = head
     }
     for (const buf of body) {
@@ -293,7 +286,7 @@ async function readInto(source: AsyncIterable<Uint8ArrayList | Uint8Array>, peer
       hash?.update(buf)
       received += buf.length
     }
-    grew(received)
+    relay?.grew(received)
     if (received === size) break
   }
   if (size < 0 || received !== size) throw new PayloadError(`transfer of ${kind} ${id.slice(0, 12)} from ${peer} ended after ${received} of ${size} bytes`, 'truncated')
