@@ -77,8 +77,10 @@ export class HolderPicker {
       } catch (err) {
         last = err as Error
         if (last instanceof BusyError) for (const p of last.peers) if (p !== this.self) relays.add(p)
-        // A relay may not have the content's first bytes yet when asked: ask it again, as a busy holder.
-        if (last instanceof BusyError || relays.has(peer)) busy.add(peer)
+        // A relay whose own transfer had not started yet said not-found: ask it again, as a busy
+        // holder. One that failed otherwise (bad bytes, cut off) is not asked again.
+        const notYet = relays.has(peer) && last instanceof PayloadError && last.reason === 'not-found'
+        if (last instanceof BusyError || notYet) busy.add(peer)
         opts.onError?.(peer, last)
       } finally {
         const n = this.inFlight(peer) - 1
