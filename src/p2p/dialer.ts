@@ -64,7 +64,7 @@ export class PeerKeeper {
    * so fetches do not grow the graph past maxPeers (each connection costs gossip copies).
    */
   releaseFar(peer: string): void {
-    if (this.connectedPeers().length <= this.maxPeers) return
+    if (this.node.getPeers().length <= this.maxPeers) return
     void this.node.hangUp(peerIdFromString(peer)).catch(() => {})
   }
 
