@@ -83,9 +83,10 @@ class NodeProcess {
 async function run(job: PropagationJob): Promise<PropagationResult[]> {
   const max = Math.max(2, ...job.nodes)
   const net = job.linkMbit ? new LinkNetwork(max, job.linkMbit) : undefined
-  net?.setup()
-  const procs = Array.from({ length: max }, (_, i) => new NodeProcess(net?.execIn(i)))
+  let procs: NodeProcess[] = []
   try {
+    net?.setup()
+    procs = Array.from({ length: max }, (_, i) => new NodeProcess(net?.execIn(i)))
     const listen = (i: number) => `/ip4/${net ? net.addr(i) : '127.0.0.1'}/tcp/0`
     const ready = await Promise.all(procs.map((p, i) => p.call({ t: 'init', index: i, payloadBytes: job.payloadBytes, listen: listen(i) }, 'ready')))
     await Promise.all(procs.map((p, i) => p.call({ t: 'dial', addrs: ready.slice(0, i).map((r) => r.addr) }, 'ok')))

@@ -35,7 +35,7 @@ export async function runPropagation(o: PropagationOptions): Promise<BenchResult
   // CPU seconds one copy costs (both ends: noise, yamux, sha256, container check).
   const perCopy = single.cpuSeconds
   // n-1 copies cannot finish sooner than their CPU spread over every core, nor sooner than one copy.
-  const floor = (copies: number) => Math.max(T, (copies * perCopy) / cores)
+  const floor = cpuFloor(single)
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
   const where = 'one process per node, TCP loopback'
   const figures: Figures = {
@@ -79,6 +79,14 @@ export async function runPropagation(o: PropagationOptions): Promise<BenchResult
 }
 
 /**
+ * Seconds that `copies` copies take at the least: their CPU (each the single transfer's, both
+ * ends) spread over every core, and never less than the single transfer itself.
+ */
+function cpuFloor(single: PropagationResult): (copies: number) => number {
+  return (copies) => Math.max(single.seconds, (copies * single.cpuSeconds) / single.cores)
+}
+
+/**
  * One delta to all with every node behind its own link (LinkNetwork): the network, not this
  * machine's shared cores, is the limit, as between labs. The reference is one transfer over one
  * such link; the ideal protocol stays near it however many nodes there are (peers that hold a
@@ -96,7 +104,7 @@ async function runLinked(l: NonNullable<PropagationOptions['links']>, o: Propaga
   const T = single.seconds
   const S = single.payloadBytes
   // The nodes still share this machine's cores: the CPU floor says where the links stop being the limit.
-  const floor = (copies: number) => Math.max(T, (copies * single.cpuSeconds) / single.cores)
+  const floor = cpuFloor(single)
   figures.propagation_links_single_transfer_seconds = fig(T, 's (one fetch + verification over one link)', { payload_bytes: S, link_mbit: l.mbit })
   const rows: string[] = []
   for (const r of results.filter((x) => x.scenario === 'one')) {
