@@ -217,6 +217,39 @@ describe('holder selection (four real libp2p nodes over TCP)', function () {
     }
   })
 
+  it('a relay killed mid-transfer: its reader falls back to the origin and still gets the verified delta', async () => {
+    const make = async () => createSwarmLibp2p({ privateKey: (await generateKeyPair('Ed25519')) as unknown as PrivateKey, listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], mdns: false })
+    const [origin, a, b] = [await make(), await make(), await make()]
+    const payload = new Uint8Array(48 * 1024 * 1024).map((_, i) => (i * 29) & 0xff)
+    const id = sha256Hex(payload)
+    const originContent = new ContentProtocol(origin, PROTO, async (_k, x) => (x === id ? payload : undefined), silentLogger())
+    const aContent = new ContentProtocol(a, PROTO, async () => undefined, silentLogger())
+    const bContent = new ContentProtocol(b, PROTO, async () => undefined, silentLogger())
+    try {
+      for (const c of [originContent, aContent, bContent]) await c.start()
+      await a.dial(origin.getMultiaddrs()[0])
+      await b.dial(origin.getMultiaddrs()[0])
+      await b.dial(a.getMultiaddrs()[0])
+      const o = origin.peerId.toString()
+      const aFetch = aContent.fetch(o, 'delta', id, 64 * 1024 * 1024, AbortSignal.timeout(30_000)).catch((e: Error) => e)
+      while (originContent.uploadsOf(id).length === 0) await new Promise((r) => setTimeout(r, 2))
+      const errors: string[] = []
+      const picker = new HolderPicker(b.peerId.toString())
+      const bFetch = picker.fetch(bContent, 'delta', id, () => [o], 64 * 1024 * 1024, AbortSignal.timeout(60_000), { onError: (peer, err) => errors.push(`${peer === o ? 'origin' : 'relay'}: ${(err as PayloadError).reason}`) })
+      // Kill the relay once it is sending to B.
+      while (aContent.uploadsOf(id).length === 0) await new Promise((r) => setTimeout(r, 2))
+      await a.stop()
+      const got = await bFetch
+      assert.equal(sha256Hex(got.bytes), id)
+      assert.equal(got.from, o, 'the origin served it after the relay died')
+      assert.ok(errors.includes('origin: busy'), errors.join(', '))
+      assert.ok(errors.some((e) => e.startsWith('relay:') && e !== 'relay: busy'), errors.join(', '))
+      assert.ok((await aFetch) instanceof Error)
+    } finally {
+      await Promise.all([origin.stop(), a.stop(), b.stop()])
+    }
+  })
+
   it('a relay whose own transfer has not started answers not-found after a short wait, not never', async () => {
     const make = async () => createSwarmLibp2p({ privateKey: (await generateKeyPair('Ed25519')) as unknown as PrivateKey, listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], mdns: false })
     const [stall, a, b] = [await make(), await make(), await make()]

@@ -105,10 +105,20 @@ export class ContentProtocol {
           stream.abort(new Error('rate limited'))
           return
         }
-        void this.serve(stream, peer).catch((err) => {
+        // A write to a stream whose connection closed can wait forever (aborting the stream does
+        // not end it), and would hold its upload slot: serving stops when the connection closes.
+        let gone!: () => void
+        const closed = new Promise<void>((resolve) => (gone = resolve))
+        const onClose = (evt: CustomEvent<{ id: string }>): void => {
+          if (evt.detail.id !== connection.id) return
+          stream.abort(new Error('connection closed'))
+          gone()
+        }
+        this.node.addEventListener('connection:close', onClose)
+        void this.serve(stream, peer, closed).catch((err) => {
           this.log.debug({ err: (err as Error).message }, 'serving a fetch failed')
           stream.abort(err as Error)
-        })
+        }).finally(() => this.node.removeEventListener('connection:close', onClose))
       },
       { maxInboundStreams: 32, maxOutboundStreams: 64 },
     )
@@ -132,7 +142,7 @@ export class ContentProtocol {
     return ++w.count <= this.maxRequestsPerWindow
   }
 
-  private async serve(stream: Parameters<Parameters<SwarmLibp2p['handle']>[1]>[0]['stream'], peer: string): Promise<void> {
+  private async serve(stream: Parameters<Parameters<SwarmLibp2p['handle']>[1]>[0]['stream'], peer: string, closed: Promise<void>): Promise<void> {
     // One request per stream. The client keeps its side open until it has the whole response,
     // so its close says the bytes arrived (a write here only says they were queued): an upload
     // slot is held until then. Our read side stays open meanwhile: closing it while the response
@@ -164,17 +174,19 @@ export class ContentProtocol {
     to?.add(peer)
     if (to) this.sending.set(req.id, to)
     try {
-      await stream.sink((async function* () {
+      const sent = stream.sink((async function* () {
         yield lp.encode.single(header({ status: 'ok', size }))
         const frame = frameBytes(size)
         if (relay) yield* relay.bytes(frame)
         else for (let i = 0; i < size; i += frame) yield bytes!.subarray(i, Math.min(size, i + frame))
       })())
+      sent.catch(() => {})
+      await Promise.race([sent, closed.then(() => Promise.reject(new Error(`connection to ${peer} closed while sending`)))])
       this.stats.bytesOut += size
       this.stats.served++
       this.meter?.sent(req.kind, size)
       const giveUp = new AbortController()
-      await Promise.race([received, delay(SLOT_HOLD_MAX_MS, undefined, { signal: giveUp.signal, ref: false }).catch(() => {})])
+      await Promise.race([received, closed, delay(SLOT_HOLD_MAX_MS, undefined, { signal: giveUp.signal, ref: false }).catch(() => {})])
       giveUp.abort()
     } finally {
       to?.delete(peer)
