@@ -20,6 +20,7 @@ import { silentLogger } from '../src/util/log.js'
 import { freePorts } from '../src/util/ports.js'
 import { encodeDelta, openDelta, payloadDigests } from '../src/codec/index.js'
 import { deltaNorm, fuseRound, hashTensors, setFusionThreads, fusionThreads, tensorArray, type DeltaInput, type FuseOptions } from '../src/fusion/index.js'
+import { helperShare } from '../src/fusion/split.js'
 import { helperSharesDone, MIN_SPLIT } from '../src/fusion/threads.js'
 import type { TensorMap } from '../src/model/tensors.js'
 import { createSwarmDefinition } from '../src/config/genesis.js'
@@ -203,6 +204,27 @@ describe('fusion on helper threads', function () {
 
   it('refuses a thread count that is not 1 to 64', () => {
     for (const bad of [0, -1, 1.5, 65, Number.NaN]) assert.throws(() => setFusionThreads(bad), /from 1 to 64/)
+  })
+
+  it('gives every thread the same number of values: the caller, which fuses the small tensors whole, takes less of the split ones', () => {
+    const work = (tensors: [number, boolean][], t: number) => {
+      const h = helperShare(tensors, t)
+      const split = tensors.reduce((a, [n, s]) => a + (s ? n : 0), 0)
+      const whole = tensors.reduce((a, [n, s]) => a + (s ? 0 : n), 0)
+      return { helper: h * split, caller: whole + (1 - (t - 1) * h) * split }
+    }
+    // Only split tensors: even shares.
+    assert.equal(helperShare([[1000, true], [3000, true]], 2), 0.5)
+    // 1000 small values and 3000 split ones on 2 threads: 2000 each.
+    assert.deepEqual(work([[1000, false], [3000, true]], 2), { helper: 2000, caller: 2000 })
+    const three = work([[600, false], [3000, true], [600, true]], 3)
+    assert.ok(Math.abs(three.helper - 1400) < 1e-9 && Math.abs(three.caller - 1400) < 1e-9, JSON.stringify(three))
+    // Small tensors worth more than a thread's share: the helpers take all the split ones.
+    assert.equal(helperShare([[5000, false], [1000, true]], 2), 1)
+    assert.equal(helperShare([[5000, false], [1000, true]], 3), 0.5)
+    // One thread, or nothing to split.
+    assert.equal(helperShare([[10, true]], 1), 1)
+    assert.equal(helperShare([[10, false]], 2), 0.5)
   })
 })
 

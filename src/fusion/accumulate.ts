@@ -1,6 +1,7 @@
 import type { DeltaReader, SectionStream } from '../codec/index.js'
 import { FUSE_INPUTS, q8Kernel, type Q8Kernel } from '../codec/wasm-q8.js'
 import { sortedNames, type TensorMap } from '../model/tensors.js'
+import { copyArray } from '../util/copy.js'
 import { planSplit } from './split.js'
 import { runWithHelpers, verifyFiles } from './threads.js'
 import type { FusionContext, FusionDelta } from './types.js'
@@ -96,9 +97,9 @@ export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan:
       if (kernel) {
         // The same arithmetic in SIMD, on a copy of the base's piece in the kernel's memory.
         const area = kernel.baseArea()
-        area.set(b.subarray(start, start + count))
+        copyArray(area, b.subarray(start, start + count))
         kernel.finish(acc, count, scale, div)
-        data.set(area.subarray(0, count), start)
+        copyArray(data, area.subarray(0, count), start)
       } else {
         for (let i = 0; i < count; i++) data[start + i] = b[start + i] + (scale * acc[i]) / div
       }
@@ -149,13 +150,13 @@ export function fuseQ8(kernel: Q8Kernel, streams: SectionStream[], weights: read
       let ok = true
       for (let k = 0; k < group.length; k++) ok = group[k].stage!(k, count) && ok
       const last = g === groups.length - 1
-      if (last) area.set(b.subarray(start, start + count))
+      if (last) copyArray(area, b.subarray(start, start + count))
       if (kernel.fuse(count, group.length, start % B, B, groups[g].weights, g === 0, last, scale, div) !== 0 || !ok) {
         // Name the first error in delta order, as adding delta by delta would.
         for (let k = 0; k < group.length; k++) group[k].check!(k, count)
         throw new Error('q8 kernel: a piece was flagged but holds no error')
       }
-      if (last) data.set(area.subarray(0, count), start)
+      if (last) copyArray(data, area.subarray(0, count), start)
     }
   }
 }

@@ -47,13 +47,17 @@ export function planSplit(base: TensorMap, deltas: readonly FusionDelta[], outpu
   const layout = names.map((name): [string, number[]] => [name, [...base.get(name)!.shape]])
   const jobs: HelperJob[] = Array.from({ length: t - 1 }, () => ({ sources, layout, round: ctx.round, baseHash: ctx.baseHash, ranges: [], ...sum, B, verify: [] }))
   const ownStart = new Map<string, number>()
-  for (const name of names) {
+  const splittable = (name: string) => {
     const b = base.get(name)!.data
-    const out = outputs.get(name)!
+    return b.length >= MIN_SPLIT && isShared(b) && isShared(outputs.get(name)!)
+  }
+  const h = helperShare(names.map((name) => [base.get(name)!.data.length, splittable(name)]), t)
+  for (const name of names) {
+    if (!splittable(name)) continue
+    const b = base.get(name)!.data
     const n = b.length
-    if (n < MIN_SPLIT || !isShared(b) || !isShared(out)) continue
-    const cut = (j: number) => (j === t ? n : Math.round((n * j) / t / sum.chunk) * sum.chunk)
-    for (let j = 0; j < t - 1; j++) if (cut(j + 1) > cut(j)) jobs[j].ranges.push({ name, lo: cut(j), hi: cut(j + 1), base: b, out })
+    const cut = (j: number) => Math.min(n, Math.round((n * j * h) / sum.chunk) * sum.chunk)
+    for (let j = 0; j < t - 1; j++) if (cut(j + 1) > cut(j)) jobs[j].ranges.push({ name, lo: cut(j), hi: cut(j + 1), base: b, out: outputs.get(name)! })
     ownStart.set(name, cut(t - 1))
   }
   if (ownStart.size === 0) return undefined
@@ -62,4 +66,17 @@ export function planSplit(base: TensorMap, deltas: readonly FusionDelta[], outpu
     if ('file' in s) (k % t === 0 ? ownVerify : jobs[(k % t) - 1].verify).push({ id: s.id, file: s.file })
   })
   return { ownStart, jobs, B, ownVerify }
+}
+
+/**
+ * The fraction of every split tensor each helper fuses, so that all t threads get the same
+ * number of values: the caller also fuses the tensors that are not split (small ones) whole, so
+ * its share of the split ones is that much smaller (none, if the small ones are a thread's work).
+ */
+export function helperShare(tensors: readonly (readonly [values: number, split: boolean])[], t: number): number {
+  let split = 0
+  let whole = 0
+  for (const [n, s] of tensors) s ? (split += n) : (whole += n)
+  if (t < 2 || split === 0) return 1 / t
+  return Math.min(1 / (t - 1), (split + whole) / (t * split))
 }
