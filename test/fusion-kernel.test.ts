@@ -9,9 +9,9 @@ import { mulberry32 } from '../src/data/rng.js'
 import { deltaFileDir, resealed, seededTensors } from './helpers/payloads.js'
 
 /**
- * The q8 kernel's paths (every delta of a piece in one call when they share a block size, delta
- * by delta otherwise) against the JS loop: the same bytes for any piece size, number of deltas
- * (more than the kernel takes at once) and source, and the same rejection.
+ * The kernel's paths (every delta of a piece in one call when they share a block size or are all
+ * float32, delta by delta otherwise) against the JS loop: the same bytes for any piece size,
+ * number of deltas (more than the kernel takes at once) and source, and the same rejection.
  */
 
 const SHAPES: Record<string, number[]> = {
@@ -32,6 +32,15 @@ function deltas(count: number, blockSize: (k: number) => number, seed = 300): De
   return Array.from({ length: count }, (_, k) => {
     const examples = 5 + 3 * k
     const e = encodeDelta(tensors(seed + k, 1e-2 * (1 + (k % 5))), { codec: 'q8-block', blockSize: blockSize(k) }, { round: 3, baseHash, examples })
+    return { id: e.deltaId, payload: e.payload, examples }
+  })
+}
+
+/** Dense float32 deltas, some with values of very different sizes (sums that lose low bits). */
+function f32Deltas(count: number, seed = 500): DeltaInput[] {
+  return Array.from({ length: count }, (_, k) => {
+    const examples = 4 + 5 * k
+    const e = encodeDelta(tensors(seed + k, 10 ** ((k % 4) - 2)), { codec: 'f32' }, { round: 3, baseHash, examples })
     return { id: e.deltaId, payload: e.payload, examples }
   })
 }
@@ -75,6 +84,45 @@ describe('fusion kernel paths', () => {
       }
     })
   }
+
+  it('float32 deltas: the same bytes as the JS loop for any piece size and delta count, from memory and from files', function () {
+    this.timeout(120_000)
+    for (const n of [1, 3, 8, 11]) {
+      const ds = f32Deltas(n)
+      for (const [rule, params] of RULES) {
+        const want = outcome(ds, { rule, params }, false)
+        assert.ok(Buffer.isBuffer(want))
+        for (const chunk of [1, 7, 16, 17, 100, 4096, undefined]) {
+          assert.ok(want.equals(outcome(ds, { rule, params, chunk }, true) as Buffer), `n ${n}, ${rule}, chunk ${chunk}`)
+        }
+      }
+      assert.ok((outcome(ds, {}, false) as Buffer).equals(outcome(toFiles(ds), { chunk: 50 }, true) as Buffer), `n ${n}, from files`)
+    }
+  })
+
+  it('a non-finite float32 value is rejected as the JS loop rejects it, naming the same delta', function () {
+    this.timeout(120_000)
+    const r = mulberry32(99)
+    const names = Object.keys(SHAPES).filter((n) => SHAPES[n].reduce((a, x) => a * x, 1) > 0)
+    const SENTINEL = Math.fround(12345.678)
+    for (let trial = 0; trial < 30; trial++) {
+      const ds = f32Deltas(2 + (trial % 10), 900 + trial)
+      // One value of one delta planted, found in the payload and made NaN, +Infinity or -Infinity.
+      const k = Math.floor(r() * ds.length)
+      const t = tensors(900 + trial + k, 10 ** ((k % 4) - 2))
+      const name = names[Math.floor(r() * names.length)]
+      t.get(name)!.data[Math.floor(r() * t.get(name)!.data.length)] = SENTINEL
+      const p = new Uint8Array(encodeDelta(t, { codec: 'f32' }, { round: 3, baseHash, examples: ds[k].examples }).payload)
+      const at = Buffer.from(p).indexOf(Buffer.from(new Float32Array([SENTINEL]).buffer))
+      new DataView(p.buffer).setFloat32(at, [Number.NaN, Infinity, -Infinity][trial % 3], true)
+      const bad = resealed(p)
+      ds[k] = { id: payloadDigests(bad).id, payload: bad, examples: ds[k].examples }
+      const want = outcome(ds, {}, false)
+      assert.ok(!Buffer.isBuffer(want) && want[1] === 'non-finite' && want[2] === ds[k].id, `trial ${trial}: ${String(want)}`)
+      const chunk = [1, 16, 100, undefined][trial % 4]
+      assert.deepEqual(outcome(ds, { chunk }, true), want, `trial ${trial}`)
+    }
+  })
 
   it('gives the bytes fusion gave before the kernel took whole pieces (hashes recorded from that version)', function () {
     this.timeout(120_000)

@@ -90,6 +90,23 @@ describe('fusion on helper threads', function () {
     }
   })
 
+  it('float32 deltas are split too: the same bytes with 1, 2 or 3 threads, from files and from shared payloads', () => {
+    const ds = Array.from({ length: 9 }, (_, k) => {
+      const { payload, deltaId } = encodeDelta(seededTensors(SHAPES, 200 + k, 0.01), { codec: 'f32' }, { round: 4, baseHash, examples: 3 + k })
+      return { id: deltaId, payload, examples: 3 + k }
+    })
+    for (const rule of ['mean', 'weighted-mean']) {
+      const one = fuseWith(1, ds, { rule })
+      for (const threads of [2, 3]) {
+        for (const [source, inputs] of [['files', toFiles(ds)], ['shared payloads', ds.map((d) => ({ ...d, payload: inShared(d.payload) }))]] as const) {
+          const many = fuseWith(threads, inputs, { rule })
+          assert.equal(many.hash, one.hash, `${rule}, ${threads} threads, ${source}`)
+          assert.equal(many.helped, threads - 1, `${source}: every helper did its share`)
+        }
+      }
+    }
+  })
+
   it('writes into a recycled base in shared memory; payloads helpers cannot read stay on the calling thread', () => {
     const ds = deltas(4, 256)
     const expected = fuseWith(1, ds).hash

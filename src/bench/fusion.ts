@@ -23,6 +23,8 @@ export interface FusionOptions {
   repeats: number
   /** Threads fusion uses (default: fusionThreads(), the core count at most 4); each run is also timed on one thread. */
   threads?: number
+  /** Also fuse N = max(deltas) dense float32 (f32) deltas of the same model, from memory and from files. */
+  dense?: boolean
 }
 
 export async function runFusion(o: FusionOptions): Promise<BenchResult> {
@@ -34,14 +36,35 @@ export async function runFusion(o: FusionOptions): Promise<BenchResult> {
     const made = await runChild<MakeResult>('./fusion-worker.js', { mode: 'make', dir, config, deltas: nMax, codec: o.codec } satisfies FusionJob)
     const memory: FuseResult[] = []
     const disk: FuseResult[] = []
+    const fuse = (d: string, deltas: number, source: 'memory' | 'disk') => runChild<FuseResult>('./fusion-worker.js', { mode: 'fuse', dir: d, deltas, repeats: o.repeats, source, threads } satisfies FusionJob)
     for (const n of o.deltas) {
-      memory.push(await runChild<FuseResult>('./fusion-worker.js', { mode: 'fuse', dir, deltas: n, repeats: o.repeats, source: 'memory', threads } satisfies FusionJob))
-      disk.push(await runChild<FuseResult>('./fusion-worker.js', { mode: 'fuse', dir, deltas: n, repeats: o.repeats, source: 'disk', threads } satisfies FusionJob))
+      memory.push(await fuse(dir, n, 'memory'))
+      disk.push(await fuse(dir, n, 'disk'))
     }
-    return summarize(o, made, memory, disk)
+    const result = summarize(o, made, memory, disk)
+    if (!o.dense) return result
+    // The dense deltas replace the q8 ones on disk: one set of files at a time.
+    await rm(dir, { recursive: true, force: true })
+    const dense = await runChild<MakeResult>('./fusion-worker.js', { mode: 'make', dir, config, deltas: nMax, codec: { codec: 'f32' } } satisfies FusionJob)
+    return addDense(result, dense, await fuse(dir, nMax, 'memory'), await fuse(dir, nMax, 'disk'))
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
+}
+
+/** The figures and table line of the dense float32 run. */
+function addDense(result: BenchResult, made: MakeResult, m: FuseResult, d: FuseResult): BenchResult {
+  const sizes = { deltas: m.deltas, params: made.params, codec: 'f32', payload_mb: Number((made.payloadBytes[0] / MB).toFixed(2)), threads: m.threads }
+  const ratio = (r: FuseResult, s: number) => r.memcpySeconds / s
+  const figures = {
+    fusion_f32_vs_memcpy: fig(ratio(m, m.fuseSeconds), 'ratio (memcpy seconds / fusion seconds, same payload bytes)', sizes, 'as fusion_vs_memcpy, for dense float32 deltas (4 bytes per value)'),
+    fusion_f32_one_thread_vs_memcpy: fig(ratio(m, m.fuseOneThreadSeconds), 'ratio', sizes, 'the same on one thread'),
+    fusion_f32_from_disk_vs_memcpy: fig(ratio(d, d.fuseSeconds), 'ratio', sizes, 'from the files, as the daemon fuses'),
+    fusion_f32_seconds: fig(m.fuseSeconds, 's', sizes),
+    fusion_f32_peak_rss_mb: fig(d.peakRssMb, 'MiB (fusion from files)', sizes),
+  }
+  const line = `  Dense float32 deltas (f32, ${sizes.payload_mb} MiB each), N = ${m.deltas}: memcpy ${m.memcpySeconds.toFixed(4)} s, fusion ${m.fuseSeconds.toFixed(3)} s in memory (ratio ${ratio(m, m.fuseSeconds).toFixed(3)}, one thread ${ratio(m, m.fuseOneThreadSeconds).toFixed(3)}), ${d.fuseSeconds.toFixed(3)} s from disk (ratio ${ratio(d, d.fuseSeconds).toFixed(3)}).`
+  return { ...result, figures: { ...result.figures, ...figures }, curves: { ...result.curves, fusion_f32: [m, d] }, table: [...result.table, line] }
 }
 
 const MB = 2 ** 20

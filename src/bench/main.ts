@@ -23,9 +23,10 @@ type Mode = 'smoke' | 'default' | 'full'
 const HELP = `Usage: npm run bench -- [options]
 
   --json             print the JSON result on stdout (the table goes to stderr)
-  --full             full sizes: fusion at 125M params, quality over 12 codecs and 3 seeds, 32 MiB propagation,
-                     simulated swarms of up to 32 nodes all training and up to 64 with 8 drawn to train
-                     each round (default: 8 and 16 all training, 16 and 32 with 8 drawn; 300 s per swarm)
+  --full             full sizes: fusion at 125M params (q8 deltas, then dense f32 ones), quality over
+                     12 codecs and 3 seeds, 32 MiB propagation, simulated swarms of up to 32 nodes all
+                     training and up to 64 with 8 drawn to train each round (default: 8 and 16 all
+                     training, 16 and 32 with 8 drawn; 300 s per swarm)
   --smoke            tiny sizes (seconds; what CI runs)
   --only LIST        comma-separated subset of: ${BENCHES.join(', ')}
   --out FILE         where to write the JSON (default bench-results/latest.json; with --only,
@@ -82,6 +83,7 @@ const HEADLINE: [string, string][] = [
   ['encode_fraction_of_training', 'small'],
   ['fusion_vs_memcpy', '>= 0.5 (N=8, 125M)'],
   ['fusion_one_thread_vs_memcpy', '(fusionThreads 1)'],
+  ['fusion_f32_vs_memcpy', '(dense float32 deltas)'],
   ['memcpy_threads_speedup', '(copy on fusion_threads threads)'],
   ['fusion_from_disk_vs_memcpy', '(the daemon reads files)'],
   ['fusion_peak_rss_mb', 'flat in N'],
@@ -155,7 +157,7 @@ export async function main(argv: string[]): Promise<number> {
   const timings: Record<string, number> = {}
   const runs: Record<Bench, () => Promise<BenchResult>> = {
     train: () => runTrainStep({ ...sizes.train, torchThreads: 1, installTorch: values['install-torch'] ?? false }),
-    fusion: () => runFusion({ ...sizes.fusion, codec: { codec: 'q8-block', blockSize: 256 } }),
+    fusion: () => runFusion({ ...sizes.fusion, codec: { codec: 'q8-block', blockSize: 256 }, dense: true }),
     propagation: () => runPropagation(sizes.propagation),
     sim: () => runSimBench(sizes.sim),
     quality: async () => {

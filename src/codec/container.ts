@@ -427,10 +427,11 @@ function openUnchecked(src: PayloadSource, expect: DecodeExpect, checksumVerdict
           }
         }
       }
-      if (inner.q8Block !== undefined && inner.stage && inner.check) {
+      if ((inner.q8Block !== undefined || inner.f32Kernel) && inner.stage && inner.check) {
         return {
           ...wrapped,
           q8Block: inner.q8Block,
+          f32Kernel: inner.f32Kernel,
           stage(slot, count) {
             try {
               return inner.stage!(slot, count)

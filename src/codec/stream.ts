@@ -98,6 +98,8 @@ abstract class DecodingStream implements SectionStream {
 /** Dense little-endian float32 (f32). */
 export class F32Stream extends DecodingStream {
   private pos = 0
+  /** Where the last staged piece starts. */
+  private staged = 0
   constructor(private readonly src: SectionSource) {
     super()
   }
@@ -112,6 +114,34 @@ export class F32Stream extends DecodingStream {
     for (let i = 0; i < count; i++) {
       if (!Number.isFinite(out[i])) throw new PayloadError(`value ${this.pos + i} is not finite (${out[i]})`, 'non-finite')
     }
+    this.pos += count
+  }
+
+  /** The kernel reads little-endian floats, as the section holds them. */
+  get f32Kernel(): boolean {
+    return littleEndianHost && q8Kernel() !== null
+  }
+
+  /** The next `count` values into the kernel's slot `slot`, for its `fuseF32`. */
+  stage(slot: number, count: number): boolean {
+    const dest = q8Kernel()!.slotF32(slot)
+    const bytes = new Uint8Array(dest.buffer, dest.byteOffset, count * 4)
+    if (this.src.readInto) this.src.readInto(this.pos * 4, count * 4, bytes)
+    else bytes.set(this.src.read(this.pos * 4, count * 4, 1))
+    this.staged = this.pos
+    this.pos += count
+    return true
+  }
+
+  /** Throws for the first non-finite value of the piece staged in `slot`, as `decode` would. */
+  check(slot: number, count: number): void {
+    const v = q8Kernel()!.slotF32(slot)
+    for (let i = 0; i < count; i++) {
+      if (!Number.isFinite(v[i])) throw new PayloadError(`value ${this.staged + i} is not finite (${v[i]})`, 'non-finite')
+    }
+  }
+
+  skip(count: number): void {
     this.pos += count
   }
 }

@@ -105,8 +105,13 @@ export interface SectionStream {
    * slot and returns false if the piece holds an error, which `check` (same slot and count) throws.
    */
   readonly q8Block?: number
+  /**
+   * Built-in f32 streams, for the kernel's `fuseF32`: true when it can be used; `stage` then puts
+   * the next `count` values in slot `slot` (and returns true: the kernel finds non-finite values).
+   */
+  readonly f32Kernel?: boolean
   stage?(slot: number, count: number): boolean
   check?(slot: number, count: number): void
-  /** q8 streams: move past the next `count` values without reading them (fusion split across threads). */
+  /** q8 and f32 streams: move past the next `count` values without reading them (fusion split across threads). */
   skip?(count: number): void
 }

@@ -11,6 +11,10 @@ import { F64, I32, V128, get, ifElse, memarg, op, set, simd, sleb, v, v128Zero, 
  * `finish`), or else they go back to acc. Flag 4: multiply each value by its input's weight (f64x2 splats at $sp + 128 + 16k);
  * flag 8: the finish multiplies by $div (a power of two's reciprocal) instead of dividing.
  * $sp + 16k holds input k's current scale splat. Returns 1 if some q is -128.
+ *
+ * $fuseF32 has the same signature and does the same for float32 inputs (input k's values at
+ * $q + k * $stride; $off, $B and $sc unused): it returns 1 if some sum is not finite, which a
+ * non-finite input always makes it (the caller then finds and names that input).
  */
 
 const [N, K, OFF, BS, SC, Q, STRIDE, SP, ACC, BASE, FLAGS, SCALE, DIV] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
@@ -74,17 +78,25 @@ function finish16(mul: boolean): number[] {
 const accAt = (j: number) => [...get(ACC), ...get(I), op.i32Const, 3, op.i32Shl, op.i32Add, ...v(simd.load, ...memarg(3, 16 * j))]
 const storeAcc = (j: number) => [...get(ACC), ...get(I), op.i32Const, 3, op.i32Shl, op.i32Add, ...get(A0 + j), ...v(simd.store, ...memarg(3, 16 * j))]
 
+const iAddr = (shift: number, base: number) => [...get(base), ...get(I), op.i32Const, shift, op.i32Shl, op.i32Add]
+const f64Zero = [0x44, 0, 0, 0, 0, 0, 0, 0, 0]
+
+/** The scalar A's finish into base[i]. */
+const fin = (mul: boolean) => [
+  ...iAddr(2, BASE),
+  ...iAddr(2, BASE), op.f32Load, ...memarg(2, 0), op.f64PromoteF32,
+  ...get(SCALE), ...get(A), op.f64Mul, ...get(DIV), mul ? op.f64Mul : op.f64Div,
+  op.f64Add, op.f32DemoteF64, op.f32Store, ...memarg(2, 0),
+]
+/** The scalar A from 0 or acc[i]. */
+const startA = ifElse(flag(1), [...f64Zero, ...set(A)], [...iAddr(3, ACC), op.f64Load, ...memarg(3, 0), ...set(A)])
+/** The scalar A finished into the base, or back to acc[i]. */
+const endA = ifElse(flag(2), ifElse(flag(8), fin(true), fin(false)), [...iAddr(3, ACC), ...get(A), op.f64Store, ...memarg(3, 0)])
+
 /** One coordinate (the run's scalar tail): the same sums and finish, one value at a time. */
 function scalarStep(): number[] {
-  const iAddr = (shift: number, base: number) => [...get(base), ...get(I), op.i32Const, shift, op.i32Shl, op.i32Add]
-  const fin = (mul: boolean) => [
-    ...iAddr(2, BASE),
-    ...iAddr(2, BASE), op.f32Load, ...memarg(2, 0), op.f64PromoteF32,
-    ...get(SCALE), ...get(A), op.f64Mul, ...get(DIV), mul ? op.f64Mul : op.f64Div,
-    op.f64Add, op.f32DemoteF64, op.f32Store, ...memarg(2, 0),
-  ]
   return [
-    ...ifElse(flag(1), [0x44, 0, 0, 0, 0, 0, 0, 0, 0, ...set(A)], [...iAddr(3, ACC), op.f64Load, ...memarg(3, 0), ...set(A)]),
+    ...startA,
     ...get(Q), ...get(I), op.i32Add, ...set(QK),
     ...get(SC), ...get(BLK4), op.i32Add, ...set(SCK),
     ...get(SP), ...set(SPK),
@@ -97,22 +109,71 @@ function scalarStep(): number[] {
       ...get(A), ...get(XV), op.f64Add, ...set(A),
       ...addI(QK, get(STRIDE)), ...addI(SCK, get(STRIDE)), ...addI(SPK, [op.i32Const, 16]), ...addI(KI, [op.i32Const, 1]),
     ]),
-    ...ifElse(flag(2), ifElse(flag(8), fin(true), fin(false)), [...iAddr(3, ACC), ...get(A), op.f64Store, ...memarg(3, 0)]),
+    ...endA,
     ...addI(I, [op.i32Const, 1]),
   ]
 }
 
-/** Sixteen coordinates: sums in A0..A7 from 0 or acc, every input added, then finished or stored. */
-function vectorStep(): number[] {
+/** Sixteen coordinates: sums in A0..A7 from 0 or acc, every input added (`add`: q8 or f32), then finished or stored. */
+function vectorStep(add: (weighted: boolean) => number[], checkSums: boolean): number[] {
   const all = [0, 1, 2, 3, 4, 5, 6, 7]
   const zero = all.flatMap((j) => [...v128Zero(), ...set(A0 + j)])
   const load = all.flatMap((j) => [...accAt(j), ...set(A0 + j)])
+  // x - x is +0 (all bits 0) for a finite x and NaN otherwise.
+  const nonFinite = all.flatMap((j) => [...get(BAD), ...get(A0 + j), ...get(A0 + j), ...v(simd.f64x2Sub), ...v(simd.or), ...set(BAD)])
   return [
     ...ifElse(flag(1), zero, load),
-    ...ifElse(flag(4), inputs(true), inputs(false)),
+    ...ifElse(flag(4), add(true), add(false)),
+    ...(checkSums ? nonFinite : []),
     ...ifElse(flag(2), ifElse(flag(8), finish16(true), finish16(false)), all.flatMap(storeAcc)),
     ...addI(I, [op.i32Const, 16]),
   ]
+}
+
+/** Every f32 input's next 16 values into A0..A7. */
+function f32Inputs(weighted: boolean): number[] {
+  return [
+    ...iAddr(2, Q), ...set(QK),
+    ...get(SP), ...set(SPK),
+    op.i32Const, 0, ...set(KI),
+    ...whileNot([...get(KI), ...get(K), op.i32GeS], [
+      ...(weighted ? [...get(SPK), ...v(simd.load, ...memarg(4, 128)), ...set(W)] : []),
+      ...[0, 1, 2, 3].flatMap((j) => [...get(QK), ...v(simd.load, ...memarg(4, 16 * j)), ...set(F), ...addHalves(A0 + 2 * j, weighted)]),
+      ...addI(QK, get(STRIDE)), ...addI(SPK, [op.i32Const, 16]), ...addI(KI, [op.i32Const, 1]),
+    ]),
+  ]
+}
+
+/** One f32 coordinate (the scalar tail). */
+function f32ScalarStep(): number[] {
+  return [
+    ...startA,
+    ...iAddr(2, Q), ...set(QK),
+    ...get(SP), ...set(SPK),
+    op.i32Const, 0, ...set(KI),
+    ...whileNot([...get(KI), ...get(K), op.i32GeS], [
+      ...get(QK), op.f32Load, ...memarg(2, 0), op.f64PromoteF32, ...set(XV),
+      ...ifElse(flag(4), [...get(SPK), op.f64Load, ...memarg(3, 128), ...get(XV), op.f64Mul, ...set(XV)], []),
+      ...get(A), ...get(XV), op.f64Add, ...set(A),
+      ...addI(QK, get(STRIDE)), ...addI(SPK, [op.i32Const, 16]), ...addI(KI, [op.i32Const, 1]),
+    ]),
+    ...get(A), ...get(A), op.f64Sub, ...f64Zero, op.f64Ne, ...get(BADS), op.i32Or, ...set(BADS),
+    ...endA,
+    ...addI(I, [op.i32Const, 1]),
+  ]
+}
+
+export function fuseF32Body(): number[] {
+  const code = [
+    ...get(SCALE), ...v(simd.f64x2Splat), ...set(SCV),
+    ...get(DIV), ...v(simd.f64x2Splat), ...set(DVV),
+    ...whileNot([...get(I), op.i32Const, 16, op.i32Add, ...get(N), op.i32GtS], vectorStep(f32Inputs, true)),
+    ...whileNot([...get(I), ...get(N), op.i32GeS], f32ScalarStep()),
+    ...get(BAD), ...v(simd.anyTrue), ...get(BADS), op.i32Or,
+    op.end,
+  ]
+  // The same locals as $fuse.
+  return [3, 9, I32, 2, F64, 19, V128, ...code]
 }
 
 export function fuseBody(): number[] {
@@ -132,7 +193,7 @@ export function fuseBody(): number[] {
       ...get(I), ...get(BS), op.i32Add, ...get(OFF), op.i32Sub, ...set(END),
       op.i32Const, 0, ...set(OFF),
       ...get(END), ...get(N), op.i32GtS, op.if, 0x40, ...get(N), ...set(END), op.end,
-      ...whileNot([...get(I), op.i32Const, 16, op.i32Add, ...get(END), op.i32GtS], vectorStep()),
+      ...whileNot([...get(I), op.i32Const, 16, op.i32Add, ...get(END), op.i32GtS], vectorStep(inputs, false)),
       ...whileNot([...get(I), ...get(END), op.i32GeS], scalarStep()),
       ...addI(BLK4, [op.i32Const, 4]),
     ]),

@@ -4,7 +4,8 @@
  * exact product, then float64 multiply-add: the very operations of Q8Stream's JS loop, so the sums
  * are bit-identical; wasm floats are IEEE 754 with round-to-nearest on every engine). It returns
  * 1 if some q is -128 (non-canonical; the JS loop then names it). `sum` adds one delta's piece,
- * `fuse` (wasm-q8-fuse.ts) up to FUSE_INPUTS deltas' pieces with the sums in registers.
+ * `fuse` (wasm-q8-fuse.ts) up to FUSE_INPUTS deltas' pieces with the sums in registers, and
+ * `fuseF32` the same for dense float32 deltas.
  *
  * The module is assembled here from the instruction lists below (no binary is shipped). Its
  * memory holds, for pieces of up to cap values (see layout):
@@ -15,7 +16,7 @@
  */
 
 import { F32, F64, I32, V128, get, memarg, op, section, set, simd, sleb, str, uleb, v } from './wasm-asm.js'
-import { FUSE_TYPE, fuseBody } from './wasm-q8-fuse.js'
+import { FUSE_TYPE, fuseBody, fuseF32Body } from './wasm-q8-fuse.js'
 
 // sum's locals: params 0..6, then i32 i, end, ap, k, bad; f32 s; v128 S, W, M, VBAD, X, LO, HI, F.
 const [Q, N, ACC, SC, OFF, BS, W_] = [0, 1, 2, 3, 4, 5, 6]
@@ -152,9 +153,9 @@ const SUMS: [string, SumKind][] = [
 const FINISHES: [string, boolean][] = [['finishDiv', false], ['finishMul', true]]
 
 function moduleBytes(): Uint8Array<ArrayBuffer> {
-  const bodies = [...SUMS.map(([, k]) => sumBody(k)), ...FINISHES.map(([, mul]) => finishBody(mul)), fuseBody()]
-  const names = [...SUMS.map(([n]) => n), ...FINISHES.map(([n]) => n), 'fuse']
-  const types = [...SUMS.map(() => 0), ...FINISHES.map(() => 1), 2]
+  const bodies = [...SUMS.map(([, k]) => sumBody(k)), ...FINISHES.map(([, mul]) => finishBody(mul)), fuseBody(), fuseF32Body()]
+  const names = [...SUMS.map(([n]) => n), ...FINISHES.map(([n]) => n), 'fuse', 'fuseF32']
+  const types = [...SUMS.map(() => 0), ...FINISHES.map(() => 1), 2, 2]
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, [3, 0x60, 7, I32, I32, I32, I32, I32, I32, F64, 1, I32, 0x60, 5, I32, I32, I32, F64, F64, 0, ...FUSE_TYPE]),
@@ -181,12 +182,19 @@ export interface Q8Kernel {
    * then, if `last`, the finish on the base area, else back to acc. 1 if some q is -128.
    */
   fuse(n: number, inputs: number, off: number, B: number, weights: readonly number[] | undefined, first: boolean, last: boolean, scale: number, div: number): number
+  /**
+   * `fuse` for float32 inputs (slotF32 0 .. inputs-1): the same sums, starts and finish. 1 if some
+   * sum is not finite, which a non-finite input always makes it.
+   */
+  fuseF32(n: number, inputs: number, weights: readonly number[] | undefined, first: boolean, last: boolean, scale: number, div: number): number
   /** Float64 accumulator of `cap` values in the kernel's memory; lays out the areas for pieces of up to cap values. */
   accumulator(cap: number): Float64Array
   /** Slot k's values area (cap bytes; the same view until accumulator is called again). */
   slotQ(k: number): Uint8Array
   /** Slot k's scales area (cap + 1 floats). */
   slotScales(k: number): Float32Array
+  /** Slot k as cap float32 values (its whole area, for fuseF32). */
+  slotF32(k: number): Float32Array
   /** The base area (cap floats), for finish. */
   baseArea(): Float32Array
   /** base[i] = fround(base[i] + (scale * acc[i]) / div) for i < n, on baseArea (fuseBySum's finish). */
@@ -228,10 +236,24 @@ function instantiate(): Q8Kernel | null {
     const finishDiv = ex.finishDiv as FinishFn
     const finishMul = ex.finishMul as FinishFn
     const fuse = ex.fuse as FuseFn
+    const fuseF32 = ex.fuseF32 as FuseFn
     let cap = 0
     let at = layout(0)
     let qViews: Uint8Array[] = []
     let scaleViews: Float32Array[] = []
+    let f32Views: Float32Array[] = []
+    /** fuse's flags, weight splats and divisor. */
+    const prepare = (inputs: number, weights: readonly number[] | undefined, first: boolean, last: boolean, div: number): [number, number] => {
+      let flags = (first ? 1 : 0) | (last ? 2 : 0)
+      if (weights) {
+        flags |= 4
+        const splats = new Float64Array(memory.buffer, at.sp + 16 * FUSE_INPUTS, 2 * inputs)
+        for (let k = 0; k < inputs; k++) splats.fill(weights[k], 2 * k, 2 * k + 2)
+      }
+      const r = last ? reciprocalOfPowerOfTwo(div) : null
+      if (r !== null) flags |= 8
+      return [flags, r ?? div]
+    }
     return {
       memory,
       sum(n, acc, off, B, w, set) {
@@ -239,15 +261,12 @@ function instantiate(): Q8Kernel | null {
         return f(at.q, n, acc.byteOffset, at.sc, off, B, w)
       },
       fuse(n, inputs, off, B, weights, first, last, scale, div) {
-        let flags = (first ? 1 : 0) | (last ? 2 : 0)
-        if (weights) {
-          flags |= 4
-          const splats = new Float64Array(memory.buffer, at.sp + 16 * FUSE_INPUTS, 2 * inputs)
-          for (let k = 0; k < inputs; k++) splats.fill(weights[k], 2 * k, 2 * k + 2)
-        }
-        const r = last ? reciprocalOfPowerOfTwo(div) : null
-        if (r !== null) flags |= 8
-        return fuse(n, inputs, off, B, at.sc, at.q, at.stride, at.sp, 0, at.base, flags, scale, r ?? div)
+        const [flags, d] = prepare(inputs, weights, first, last, div)
+        return fuse(n, inputs, off, B, at.sc, at.q, at.stride, at.sp, 0, at.base, flags, scale, d)
+      },
+      fuseF32(n, inputs, weights, first, last, scale, div) {
+        const [flags, d] = prepare(inputs, weights, first, last, div)
+        return fuseF32(n, inputs, 0, 0, 0, at.sc, at.stride, at.sp, 0, at.base, flags, scale, d)
       },
       finish(acc, n, scale, div) {
         const r = reciprocalOfPowerOfTwo(div)
@@ -261,10 +280,13 @@ function instantiate(): Q8Kernel | null {
         at = layout(cap)
         qViews = Array.from({ length: FUSE_INPUTS }, (_, k) => new Uint8Array(memory.buffer, at.q + k * at.stride, cap))
         scaleViews = Array.from({ length: FUSE_INPUTS }, (_, k) => new Float32Array(memory.buffer, at.sc + k * at.stride, cap + 1))
+        // A slot's stride holds cap + 1 scales and cap + 16 bytes: more than cap floats.
+        f32Views = Array.from({ length: FUSE_INPUTS }, (_, k) => new Float32Array(memory.buffer, at.sc + k * at.stride, cap))
         return new Float64Array(memory.buffer, 0, want)
       },
       slotQ: (k) => qViews[k],
       slotScales: (k) => scaleViews[k],
+      slotF32: (k) => f32Views[k],
       baseArea() {
         return new Float32Array(memory.buffer, at.base, cap)
       },

@@ -46,7 +46,7 @@ export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan:
   const outputs = new Map(names.map((name) => [name, ctx.output(name, base.get(name)!.data.length)]))
   const split = kernel && !plan.adder ? planSplit(base, deltas, outputs, ctx, { weights, scale, div, chunk }) : undefined
   const readers = deltas.map((d) => d.reader)
-  const q8: Q8Sum | undefined = split && { kernel: kernel!, weights, B: split.B, chunk, scale, div }
+  const staged: KernelSum | undefined = split && { kernel: kernel!, weights, format: split.format, chunk, scale, div }
   const out: TensorMap = new Map()
   const fuseOwn = () => {
     for (const name of names) out.set(name, { shape: [...base.get(name)!.shape], data: sumTensor(name, split?.ownStart.get(name)) })
@@ -59,7 +59,7 @@ export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan:
   runWithHelpers(split.jobs, fuseOwn).forEach((r, j) => {
     if (r.ok) for (const id of r.verified) ctx.shared!.verified.add(id)
     // A helper that failed: its share is done here, where a bad delta is named as without helpers.
-    else for (const g of split.jobs[j].ranges) fuseQ8Range(readers, g.name, g.base, g.out, g.lo, g.hi, q8!)
+    else for (const g of split.jobs[j].ranges) fuseRange(readers, g.name, g.base, g.out, g.lo, g.hi, staged!)
   })
   return out
 
@@ -69,15 +69,15 @@ export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan:
     const n = b.length
     const data = outputs.get(name)!
     if (start !== undefined) {
-      fuseQ8Range(readers, name, b, data, start, n, q8!)
+      fuseRange(readers, name, b, data, start, n, staged!)
       return data
     }
     const streams = deltas.map((d) => d.reader.stream(name))
     const adders = plan.adder ? deltas.map((_, k) => plan.adder!(k, name)) : undefined
-    // Every delta q8 in the same blocks: the kernel adds them all per piece, sums in registers.
-    const B = kernel && !adders ? streams[0]?.q8Block : undefined
-    if (B !== undefined && streams.every((s) => s.q8Block === B)) {
-      fuseQ8(kernel!, streams, weights, B, b, data, chunk, scale, div)
+    // Every delta q8 in the same blocks, or every one float32: the kernel adds them all per piece, sums in registers.
+    const format = kernel && !adders ? stagedFormat(streams) : undefined
+    if (format) {
+      fuseStaged(kernel!, streams, weights, format, b, data, chunk, scale, div)
       return data
     }
     // The first delta may set the sums (0 + value, the same as adding to zeros) without reading them.
@@ -108,34 +108,49 @@ export function fuseBySum(base: TensorMap, deltas: readonly FusionDelta[], plan:
   }
 }
 
-/** What fuseQ8Range needs besides the range: the kernel, the weights, the block size, the piece size and the finish. */
-export interface Q8Sum {
+/** How the kernel reads a piece of every delta: q8 in blocks of B, or float32. */
+export type StagedFormat = { kind: 'q8'; B: number } | { kind: 'f32' }
+
+/** The format every stream can be staged in for the kernel, or undefined (the JS loop adds them). */
+export function stagedFormat(streams: readonly SectionStream[]): StagedFormat | undefined {
+  const stageable = streams.every((s) => s.stage && s.check)
+  const B = streams[0]?.q8Block
+  if (!stageable || streams.length === 0) return undefined
+  if (B !== undefined) return streams.every((s) => s.q8Block === B) ? { kind: 'q8', B } : undefined
+  return streams.every((s) => s.f32Kernel) ? { kind: 'f32' } : undefined
+}
+
+const formatName = (f: StagedFormat) => (f.kind === 'q8' ? `q8 in blocks of ${f.B}` : 'float32')
+
+/** What fuseRange needs besides the range: the kernel, the weights, the format, the piece size and the finish. */
+export interface KernelSum {
   kernel: Q8Kernel
   weights: readonly number[]
-  B: number
+  format: StagedFormat
   chunk: number
   scale: number
   div: number
 }
 
 /**
- * Coordinates [lo, hi) of tensor `name` (base `b`, result `out`), from every reader's q8 stream
+ * Coordinates [lo, hi) of tensor `name` (base `b`, result `out`), from every reader's stream
  * moved to lo: one thread's share of a split tensor, on the calling thread or a helper.
  */
-export function fuseQ8Range(readers: readonly DeltaReader[], name: string, b: Float32Array, out: Float32Array, lo: number, hi: number, s: Q8Sum): void {
+export function fuseRange(readers: readonly DeltaReader[], name: string, b: Float32Array, out: Float32Array, lo: number, hi: number, s: KernelSum): void {
   const streams = readers.map((r) => r.stream(name))
-  if (!streams.every((x) => x.q8Block === s.B && x.skip)) throw new Error(`tensor ${name}: not every delta is q8 in blocks of ${s.B}`)
+  const f = stagedFormat(streams)
+  if (!f || formatName(f) !== formatName(s.format) || !streams.every((x) => x.skip)) throw new Error(`tensor ${name}: not every delta is ${formatName(s.format)}`)
   for (const x of streams) x.skip!(lo)
-  fuseQ8(s.kernel, streams, s.weights, s.B, b, out, s.chunk, s.scale, s.div, lo, hi)
+  fuseStaged(s.kernel, streams, s.weights, s.format, b, out, s.chunk, s.scale, s.div, lo, hi)
 }
 
 /**
- * fuseBySum's loop for deltas that are all q8 in blocks of B, over coordinates [lo, hi) of one
+ * fuseBySum's loop for deltas that all have one staged format, over coordinates [lo, hi) of one
  * tensor (the streams stand at lo): per piece, up to FUSE_INPUTS deltas at a time are staged in
  * the kernel's memory and added by one call (the first group from 0, the last one finishing into
  * the base's piece). The same additions in the same order per coordinate, wherever a range starts.
  */
-export function fuseQ8(kernel: Q8Kernel, streams: SectionStream[], weights: readonly number[], B: number, b: Float32Array, data: Float32Array, chunk: number, scale: number, div: number, lo = 0, hi = b.length): void {
+export function fuseStaged(kernel: Q8Kernel, streams: SectionStream[], weights: readonly number[], format: StagedFormat, b: Float32Array, data: Float32Array, chunk: number, scale: number, div: number, lo = 0, hi = b.length): void {
   const groups: { streams: SectionStream[]; weights?: number[] }[] = []
   for (let g = 0; g < streams.length; g += FUSE_INPUTS) {
     const w = weights.slice(g, g + FUSE_INPUTS)
@@ -151,10 +166,16 @@ export function fuseQ8(kernel: Q8Kernel, streams: SectionStream[], weights: read
       for (let k = 0; k < group.length; k++) ok = group[k].stage!(k, count) && ok
       const last = g === groups.length - 1
       if (last) copyArray(area, b.subarray(start, start + count))
-      if (kernel.fuse(count, group.length, start % B, B, groups[g].weights, g === 0, last, scale, div) !== 0 || !ok) {
+      const w = groups[g].weights
+      const flagged =
+        format.kind === 'q8'
+          ? kernel.fuse(count, group.length, start % format.B, format.B, w, g === 0, last, scale, div)
+          : kernel.fuseF32(count, group.length, w, g === 0, last, scale, div)
+      if (flagged !== 0 || !ok) {
         // Name the first error in delta order, as adding delta by delta would.
         for (let k = 0; k < group.length; k++) group[k].check!(k, count)
-        throw new Error('q8 kernel: a piece was flagged but holds no error')
+        // Float32 sums of finite values can still overflow (huge weights), as in the JS loop.
+        if (format.kind === 'q8') throw new Error('q8 kernel: a piece was flagged but holds no error')
       }
       if (last) copyArray(data, area.subarray(0, count), start)
     }

@@ -1,5 +1,6 @@
 import { sortedNames, type TensorMap } from '../model/tensors.js'
 import { fusionThreads, isShared, MIN_SPLIT, type HelperJob, type SharedSource } from './threads.js'
+import type { StagedFormat } from './accumulate.js'
 import type { FusionContext, FusionDelta } from './types.js'
 
 /** How fuseBySum shares one fusion with helper threads. */
@@ -11,8 +12,8 @@ export interface Split {
    */
   ownStart: Map<string, number>
   jobs: HelperJob[]
-  /** q8 block size of every delta. */
-  B: number
+  /** How every delta is staged for the kernel. */
+  format: StagedFormat
   /** Files the caller checks whole while the helpers work. */
   ownVerify: { id: string; file: string }[]
 }
@@ -26,7 +27,7 @@ export interface SumArgs {
 
 /**
  * The split of a summing fusion across threads, or undefined when it stays on this thread: one
- * thread configured, a delta not q8 in the same blocks (only the q8 kernel's loop is split), a
+ * thread configured, deltas neither all q8 in the same blocks nor all f32 (only the kernel's loop is split), a
  * delta helpers cannot read, or no tensor large enough with its base and result in shared memory.
  * Cuts fall on piece boundaries; files are checked whole one per thread in turn.
  */
@@ -35,8 +36,8 @@ export function planSplit(base: TensorMap, deltas: readonly FusionDelta[], outpu
   const shared = ctx.shared
   // fuseRound sets `shared` only when helper threads are usable.
   if (!shared || deltas.length === 0) return undefined
-  const B = deltas[0].reader.params.blockSize
-  if (!deltas.every((d) => d.reader.codec === 'q8-block' && d.reader.params.blockSize === B)) return undefined
+  const format = kernelFormat(deltas)
+  if (!format) return undefined
   const sources: SharedSource[] = []
   for (const d of deltas) {
     const s = shared.sources.get(d.id)
@@ -45,7 +46,7 @@ export function planSplit(base: TensorMap, deltas: readonly FusionDelta[], outpu
   }
   const names = sortedNames(base)
   const layout = names.map((name): [string, number[]] => [name, [...base.get(name)!.shape]])
-  const jobs: HelperJob[] = Array.from({ length: t - 1 }, () => ({ sources, layout, round: ctx.round, baseHash: ctx.baseHash, ranges: [], ...sum, B, verify: [] }))
+  const jobs: HelperJob[] = Array.from({ length: t - 1 }, () => ({ sources, layout, round: ctx.round, baseHash: ctx.baseHash, ranges: [], ...sum, format, verify: [] }))
   const ownStart = new Map<string, number>()
   const splittable = (name: string) => {
     const b = base.get(name)!.data
@@ -65,8 +66,18 @@ export function planSplit(base: TensorMap, deltas: readonly FusionDelta[], outpu
   sources.forEach((s, k) => {
     if ('file' in s) (k % t === 0 ? ownVerify : jobs[(k % t) - 1].verify).push({ id: s.id, file: s.file })
   })
-  return { ownStart, jobs, B, ownVerify }
+  return { ownStart, jobs, format, ownVerify }
 }
+
+/** The deltas' common format for the kernel, from their codecs: q8 in one block size, or f32 (on a little-endian host, as the kernel reads). */
+function kernelFormat(deltas: readonly FusionDelta[]): StagedFormat | undefined {
+  const B = deltas[0].reader.params.blockSize
+  if (deltas.every((d) => d.reader.codec === 'q8-block' && d.reader.params.blockSize === B)) return { kind: 'q8', B: B as number }
+  if (LITTLE_ENDIAN && deltas.every((d) => d.reader.codec === 'f32')) return { kind: 'f32' }
+  return undefined
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
 
 /**
  * The fraction of every split tensor each helper fuses, so that all t threads get the same

@@ -1,7 +1,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads'
 import { FileBytes, openDelta, openDeltaSource, type DeltaReader } from '../codec/index.js'
 import { q8Kernel } from '../codec/wasm-q8.js'
-import { fuseQ8Range } from './accumulate.js'
+import { fuseRange } from './accumulate.js'
 import { verifyFiles, type HelperJob, type HelperResult } from './threads.js'
 
 /** A fusion helper thread (threads.ts): fuses its ranges of each tensor, then checks its files. */
@@ -39,7 +39,7 @@ function fuseRanges(job: HelperJob): void {
       files.push(bytes)
       return openDeltaSource(bytes, expect, true)
     })
-    for (const r of job.ranges) fuseQ8Range(readers, r.name, r.base, r.out, r.lo, r.hi, { kernel, ...job })
+    for (const r of job.ranges) fuseRange(readers, r.name, r.base, r.out, r.lo, r.hi, { kernel, ...job })
   } finally {
     for (const f of files) f.close()
   }

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os'
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads'
 import { FileBytes } from '../codec/index.js'
+import type { StagedFormat } from './accumulate.js'
 
 /**
  * Helper threads for fusion. Summing rules split each large tensor's coordinates between the
@@ -43,8 +44,8 @@ export interface HelperJob {
   scale: number
   div: number
   chunk: number
-  /** q8 block size of every delta. */
-  B: number
+  /** How every delta is staged for the kernel. */
+  format: StagedFormat
   /** Files this helper checks whole (sha256 against the id, container checksum) after fusing. */
   verify: { id: string; file: string }[]
 }
