@@ -1,6 +1,7 @@
 /** Little-endian float32 <-> bytes. The wire format is little-endian whatever the host is. */
 
-const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+/** Whether this host stores numbers little-endian (then the wire's bytes are the memory's). */
+export const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
 
 /** Copy float32 values into `out` at `pos` as little-endian bytes. */
 export function writeF32LE(values: Float32Array, out: Uint8Array, pos: number): void {

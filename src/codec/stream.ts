@@ -1,6 +1,7 @@
 import { PayloadError } from '../util/errors.js'
 import type { SectionSource, SectionStream } from './types.js'
 import { q8Kernel, type Q8Kernel } from './wasm-q8.js'
+import { littleEndianHost } from './le.js'
 
 /**
  * Section streams (Codec.openStream) of the built-in formats: the same values and the same
@@ -12,7 +13,6 @@ import { q8Kernel, type Q8Kernel } from './wasm-q8.js'
 
 const MIN_NORMAL_F32 = 2 ** -126
 const SCALE_WINDOW = 1 << 18
-const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
 
 /** The per-block float32 scales at the start of a blockwise section, validated as decodeInto does. */
 class BlockScales {

@@ -1,3 +1,4 @@
+import { littleEndianHost } from '../codec/le.js'
 import { sortedNames, type TensorMap } from '../model/tensors.js'
 import { fusionThreads, isShared, MIN_SPLIT, type HelperJob, type SharedSource } from './threads.js'
 import type { StagedFormat } from './accumulate.js'
@@ -73,11 +74,9 @@ export function planSplit(base: TensorMap, deltas: readonly FusionDelta[], outpu
 function kernelFormat(deltas: readonly FusionDelta[]): StagedFormat | undefined {
   const B = deltas[0].reader.params.blockSize
   if (deltas.every((d) => d.reader.codec === 'q8-block' && d.reader.params.blockSize === B)) return { kind: 'q8', B: B as number }
-  if (LITTLE_ENDIAN && deltas.every((d) => d.reader.codec === 'f32')) return { kind: 'f32' }
+  if (littleEndianHost && deltas.every((d) => d.reader.codec === 'f32')) return { kind: 'f32' }
   return undefined
 }
-
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
 
 /**
  * The fraction of every split tensor each helper fuses, so that all t threads get the same
