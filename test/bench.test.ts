@@ -69,6 +69,7 @@ describe('bench (smoke)', () => {
     const v = (name: string) => figures[name].value!
     assert.ok(v('fusion_vs_memcpy') > 0)
     assert.ok(v('fusion_f32_vs_memcpy') > 0, 'dense float32 deltas are fused too')
+    assert.ok(v('fusion_kernel_in_place_vs_memcpy') > 0, 'the kernel is timed alone, without its copies')
     assert.ok(v('fusion_peak_rss_mb') > 10)
     assert.ok(v('propagation_vs_single_transfer') > 0)
     assert.equal(figures.propagation_vs_single_transfer.sizes.nodes, 8)

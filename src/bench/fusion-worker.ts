@@ -6,6 +6,9 @@ import type { ModelConfig } from '../model/config.js'
 import { decodeSafetensors, encodeSafetensors } from '../model/safetensors.js'
 import type { TensorMap } from '../model/tensors.js'
 import { sha256Hex } from '../util/hash.js'
+import { copyArray } from '../util/copy.js'
+import { FUSE_INPUTS, q8Kernel } from '../codec/wasm-q8.js'
+import { sortedNames } from '../model/tensors.js'
 import { childMain } from './child.js'
 import { parallelCopyTimer } from './parallel-copy.js'
 import { noiseTensors } from './synthetic.js'
@@ -59,6 +62,8 @@ export interface FuseResult {
   baseHashSeconds?: number
   /** In memory only: writing a fresh model-sized float32 array once (page faults), which fusion's result pays and the copy's pre-touched buffer does not. */
   outputTouchSeconds?: number
+  /** In memory, q8 only: the kernel alone on one thread, each tensor of every delta and the base already in its memory (see inPlaceKernelSeconds). */
+  inPlaceKernelSeconds?: number
 }
 
 const META = (baseHash: string) => ({ round: 1, baseHash, examples: 1000 })
@@ -209,10 +214,40 @@ async function fuse(job: Extract<FusionJob, { mode: 'fuse' }>): Promise<FuseResu
   fuseFreshSeconds = Math.min(fuseFreshSeconds, best(job.repeats - 1, () => fuseRound(base, deltas, { baseHash, verified: true })))
   const fuseUnverifiedSeconds = best(job.repeats, () => fuseRound(base, deltas, { baseHash, into }))
   const memcpyB = memcpy(job.repeats)
+  // Last: it grows the kernel's memory to whole tensors.
+  const inPlaceKernelSeconds = inPlaceKernel(base, payloads, job.repeats)
   return {
     source: 'memory', deltas: job.deltas, params, payloadBytes,
     memcpySeconds: Math.min(memcpyA, memcpyB), fuseSeconds, fuseFreshSeconds, threads: job.threads, fuseOneThreadSeconds, memcpyThreadsSeconds, peakRssMb,
-    idHashSeconds, fuseUnverifiedSeconds, decodeSeconds, baseHashSeconds, outputTouchSeconds,
+    idHashSeconds, fuseUnverifiedSeconds, decodeSeconds, baseHashSeconds, outputTouchSeconds, inPlaceKernelSeconds,
+  }
+}
+
+/**
+ * The kernel alone on one thread, tensor by tensor, with every delta's tensor and the base
+ * already in its memory (staged whole, not timed; the best of `repeats` calls per tensor): what
+ * fusion would take without copying each piece into and the result out of the kernel's memory,
+ * i.e. if bases and payloads lived there. Undefined for deltas the kernel does not take at once.
+ */
+function inPlaceKernel(base: TensorMap, payloads: Uint8Array[], repeats: number): number | undefined {
+  const kernel = q8Kernel()
+  const readers = payloads.map((p) => openDelta(p, { layout: base }))
+  if (!kernel || readers.length > FUSE_INPUTS || !readers.every((r) => r.codec === 'q8-block')) return undefined
+  const names = sortedNames(base)
+  kernel.accumulator(Math.max(...names.map((n) => base.get(n)!.data.length)))
+  try {
+    let seconds = 0
+    for (const name of names) {
+      const b = base.get(name)!.data
+      const streams = readers.map((r) => r.stream(name))
+      const B = streams[0].q8Block!
+      streams.forEach((s, k) => s.stage!(k, b.length))
+      copyArray(kernel.baseArea(), b)
+      seconds += best(repeats, () => kernel.fuse(b.length, streams.length, 0, B, undefined, true, true, 1, streams.length))
+    }
+    return seconds
+  } finally {
+    kernel.accumulator(CHUNK)
   }
 }
 

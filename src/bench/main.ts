@@ -84,6 +84,7 @@ const HEADLINE: [string, string][] = [
   ['fusion_vs_memcpy', '>= 0.5 (N=8, 125M)'],
   ['fusion_one_thread_vs_memcpy', '(fusionThreads 1)'],
   ['fusion_f32_vs_memcpy', '(dense float32 deltas)'],
+  ['fusion_kernel_in_place_vs_memcpy', '(one thread, no copies)'],
   ['memcpy_threads_speedup', '(copy on fusion_threads threads)'],
   ['fusion_from_disk_vs_memcpy', '(the daemon reads files)'],
   ['fusion_peak_rss_mb', 'flat in N'],
