@@ -121,6 +121,7 @@ export function stagedFormat(streams: readonly SectionStream[]): StagedFormat | 
 }
 
 const formatName = (f: StagedFormat) => (f.kind === 'q8' ? `q8 in blocks of ${f.B}` : 'float32')
+const sameFormat = (a: StagedFormat, b: StagedFormat) => a.kind === b.kind && (a.kind === 'f32' || a.B === (b as typeof a).B)
 
 /** What fuseRange needs besides the range: the kernel, the weights, the format, the piece size and the finish. */
 export interface KernelSum {
@@ -139,7 +140,7 @@ export interface KernelSum {
 export function fuseRange(readers: readonly DeltaReader[], name: string, b: Float32Array, out: Float32Array, lo: number, hi: number, s: KernelSum): void {
   const streams = readers.map((r) => r.stream(name))
   const f = stagedFormat(streams)
-  if (!f || formatName(f) !== formatName(s.format) || !streams.every((x) => x.skip)) throw new Error(`tensor ${name}: not every delta is ${formatName(s.format)}`)
+  if (!f || !sameFormat(f, s.format) || !streams.every((x) => x.skip)) throw new Error(`tensor ${name}: not every delta is ${formatName(s.format)}`)
   for (const x of streams) x.skip!(lo)
   fuseStaged(s.kernel, streams, s.weights, s.format, b, out, s.chunk, s.scale, s.div, lo, hi)
 }
