@@ -12,6 +12,39 @@ import { silentLogger } from '../src/util/log.js'
 
 const PROTO = '/coldfusion/1/test/fetch/3.0.0'
 
+/** A fresh libp2p node with its own identity, listening on a loopback TCP port. */
+async function loopbackNode(): Promise<SwarmLibp2p> {
+  return createSwarmLibp2p({ privateKey: (await generateKeyPair('Ed25519')) as unknown as PrivateKey, listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], mdns: false })
+}
+
+/** Waits until `content` is sending delta `id` to someone. */
+async function untilUploading(content: ContentProtocol, id: string): Promise<void> {
+  while (content.uploadsOf(id).length === 0) await new Promise((r) => setTimeout(r, 2))
+}
+
+/**
+ * Three fresh nodes, all connected: the origin serves `payload`; A and B store nothing, so
+ * whatever they serve they relay from a transfer they are receiving. `stop` stops all three.
+ */
+async function relayTrio(payload: Uint8Array) {
+  const [origin, a, b] = [await loopbackNode(), await loopbackNode(), await loopbackNode()]
+  const stop = () => Promise.all([origin.stop(), a.stop(), b.stop()])
+  const id = sha256Hex(payload)
+  const originContent = new ContentProtocol(origin, PROTO, async (_k, x) => (x === id ? payload : undefined), silentLogger())
+  const aContent = new ContentProtocol(a, PROTO, async () => undefined, silentLogger())
+  const bContent = new ContentProtocol(b, PROTO, async () => undefined, silentLogger())
+  try {
+    for (const c of [originContent, aContent, bContent]) await c.start()
+    await a.dial(origin.getMultiaddrs()[0])
+    await b.dial(origin.getMultiaddrs()[0])
+    await b.dial(a.getMultiaddrs()[0])
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  return { origin, a, b, id, o: origin.peerId.toString(), originContent, aContent, bContent, stop }
+}
+
 describe('content protocol (two real libp2p nodes over TCP)', function () {
   this.timeout(60_000)
   let a: SwarmLibp2p
@@ -25,9 +58,8 @@ describe('content protocol (two real libp2p nodes over TCP)', function () {
   blobs.set(liarId, liar)
 
   before(async () => {
-    const key = async (): Promise<PrivateKey> => (await generateKeyPair('Ed25519')) as unknown as PrivateKey
-    a = await createSwarmLibp2p({ privateKey: await key(), listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], mdns: false })
-    b = await createSwarmLibp2p({ privateKey: await key(), listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], mdns: false })
+    a = await loopbackNode()
+    b = await loopbackNode()
     await new ContentProtocol(a, PROTO, async (_k, id) => blobs.get(id), silentLogger()).start()
     await b.dial(a.getMultiaddrs()[0])
   })
@@ -65,7 +97,7 @@ describe('holder selection (four real libp2p nodes over TCP)', function () {
 
   before(async () => {
     for (let i = 0; i < 4; i++) {
-      const node = await createSwarmLibp2p({ privateKey: (await generateKeyPair('Ed25519')) as unknown as PrivateKey, listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], mdns: false })
+      const node = await loopbackNode()
       const content = new ContentProtocol(node, PROTO, async (_k, id) => (i === 0 || i === 1 || i === 2 ? store.get(id) : undefined), silentLogger())
       await content.start()
       nodes.push(node)
@@ -127,7 +159,7 @@ describe('holder selection (four real libp2p nodes over TCP)', function () {
     const connected = (p: string) => nodes[3].getConnections().some((c) => c.remotePeer.toString() === p)
     const picker = new HolderPicker(self, connected)
     // A fifth node holds the content too, but the client has only its address, no connection.
-    const far = await createSwarmLibp2p({ privateKey: (await generateKeyPair('Ed25519')) as unknown as PrivateKey, listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], mdns: false })
+    const far = await loopbackNode()
     const farContent = new ContentProtocol(far, PROTO, async (_k, id) => store.get(id), silentLogger())
     await farContent.start()
     try {
@@ -153,11 +185,11 @@ describe('holder selection (four real libp2p nodes over TCP)', function () {
   })
 
   it('reaches a far holder the peer store has no address for, through the addresses its gossip gave', async () => {
-    const far = await createSwarmLibp2p({ privateKey: (await generateKeyPair('Ed25519')) as unknown as PrivateKey, listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], mdns: false })
+    const far = await loopbackNode()
     const farContent = new ContentProtocol(far, PROTO, async (_k, id) => store.get(id), silentLogger())
     await farContent.start()
     // A client of its own: the shared one's peer store may have learned addresses in other tests.
-    const lone = await createSwarmLibp2p({ privateKey: (await generateKeyPair('Ed25519')) as unknown as PrivateKey, listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], mdns: false })
+    const lone = await loopbackNode()
     try {
       const client = new ContentProtocol(lone, PROTO, async () => undefined, silentLogger())
       const farId = far.peerId.toString()
@@ -184,23 +216,11 @@ describe('holder selection (four real libp2p nodes over TCP)', function () {
 
   it("a busy holder points to the peer it is sending to, which relays the delta as it arrives", async () => {
     // Three fresh nodes, all connected: the origin holds a 48 MiB delta; A fetches it, then B.
-    const make = async () => createSwarmLibp2p({ privateKey: (await generateKeyPair('Ed25519')) as unknown as PrivateKey, listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], mdns: false })
-    const [origin, a, b] = [await make(), await make(), await make()]
-    const payload = new Uint8Array(48 * 1024 * 1024).map((_, i) => (i * 13) & 0xff)
-    const id = sha256Hex(payload)
-    const held = new Map<string, Uint8Array>([[id, payload]])
-    const originContent = new ContentProtocol(origin, PROTO, async (_k, x) => held.get(x), silentLogger())
     // A stores nothing: whatever it serves, it serves from the transfer it is receiving.
-    const aContent = new ContentProtocol(a, PROTO, async () => undefined, silentLogger())
-    const bContent = new ContentProtocol(b, PROTO, async () => undefined, silentLogger())
+    const { a, b, id, o, originContent, aContent, bContent, stop } = await relayTrio(new Uint8Array(48 * 1024 * 1024).map((_, i) => (i * 13) & 0xff))
     try {
-      for (const c of [originContent, aContent, bContent]) await c.start()
-      await a.dial(origin.getMultiaddrs()[0])
-      await b.dial(origin.getMultiaddrs()[0])
-      await b.dial(a.getMultiaddrs()[0])
-      const o = origin.peerId.toString()
       const aFetch = aContent.fetch(o, 'delta', id, 64 * 1024 * 1024, AbortSignal.timeout(30_000))
-      while (originContent.uploadsOf(id).length === 0) await new Promise((r) => setTimeout(r, 2))
+      await untilUploading(originContent, id)
       // The origin's one upload slot for this delta is A's until A has it all.
       await assert.rejects(bContent.fetch(o, 'delta', id, 64 * 1024 * 1024, AbortSignal.timeout(30_000)),
         (e: Error) => e instanceof BusyError && e.reason === 'busy' && e.peers.length === 1 && e.peers[0] === a.peerId.toString())
@@ -213,31 +233,20 @@ describe('holder selection (four real libp2p nodes over TCP)', function () {
       assert.equal(originContent.stats.served, 1, 'the origin uploaded it once')
       assert.equal(aContent.stats.served, 1)
     } finally {
-      await Promise.all([origin.stop(), a.stop(), b.stop()])
+      await stop()
     }
   })
 
   it('a relay killed mid-transfer: its reader falls back to the origin and still gets the verified delta', async () => {
-    const make = async () => createSwarmLibp2p({ privateKey: (await generateKeyPair('Ed25519')) as unknown as PrivateKey, listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], mdns: false })
-    const [origin, a, b] = [await make(), await make(), await make()]
-    const payload = new Uint8Array(48 * 1024 * 1024).map((_, i) => (i * 29) & 0xff)
-    const id = sha256Hex(payload)
-    const originContent = new ContentProtocol(origin, PROTO, async (_k, x) => (x === id ? payload : undefined), silentLogger())
-    const aContent = new ContentProtocol(a, PROTO, async () => undefined, silentLogger())
-    const bContent = new ContentProtocol(b, PROTO, async () => undefined, silentLogger())
+    const { a, b, id, o, aContent, bContent, originContent, stop } = await relayTrio(new Uint8Array(48 * 1024 * 1024).map((_, i) => (i * 29) & 0xff))
     try {
-      for (const c of [originContent, aContent, bContent]) await c.start()
-      await a.dial(origin.getMultiaddrs()[0])
-      await b.dial(origin.getMultiaddrs()[0])
-      await b.dial(a.getMultiaddrs()[0])
-      const o = origin.peerId.toString()
       const aFetch = aContent.fetch(o, 'delta', id, 64 * 1024 * 1024, AbortSignal.timeout(30_000)).catch((e: Error) => e)
-      while (originContent.uploadsOf(id).length === 0) await new Promise((r) => setTimeout(r, 2))
+      await untilUploading(originContent, id)
       const errors: string[] = []
       const picker = new HolderPicker(b.peerId.toString())
       const bFetch = picker.fetch(bContent, 'delta', id, () => [o], 64 * 1024 * 1024, AbortSignal.timeout(60_000), { onError: (peer, err) => errors.push(`${peer === o ? 'origin' : 'relay'}: ${(err as PayloadError).reason}`) })
       // Kill the relay once it is sending to B.
-      while (aContent.uploadsOf(id).length === 0) await new Promise((r) => setTimeout(r, 2))
+      await untilUploading(aContent, id)
       await a.stop()
       const got = await bFetch
       assert.equal(sha256Hex(got.bytes), id)
@@ -246,13 +255,12 @@ describe('holder selection (four real libp2p nodes over TCP)', function () {
       assert.ok(errors.some((e) => e.startsWith('relay:') && e !== 'relay: busy'), errors.join(', '))
       assert.ok((await aFetch) instanceof Error)
     } finally {
-      await Promise.all([origin.stop(), a.stop(), b.stop()])
+      await stop()
     }
   })
 
   it('a relay whose own transfer has not started answers not-found after a short wait, not never', async () => {
-    const make = async () => createSwarmLibp2p({ privateKey: (await generateKeyPair('Ed25519')) as unknown as PrivateKey, listen: ['/ip4/127.0.0.1/tcp/0'], announce: [], mdns: false })
-    const [stall, a, b] = [await make(), await make(), await make()]
+    const [stall, a, b] = [await loopbackNode(), await loopbackNode(), await loopbackNode()]
     // An upstream that takes the request and never answers.
     await stall.handle(PROTO, () => {})
     const aContent = new ContentProtocol(a, PROTO, async () => undefined, silentLogger())

@@ -68,36 +68,28 @@ function outcome(inputs: (DeltaInput | DeltaFileInput)[], opts: FuseOptions, ker
 describe('fusion kernel paths', () => {
   const { toFiles } = deltaFileDir('cfd-fusion-kernel-')
 
+  /** The kernel gives the JS loop's bytes for every summing rule and piece size, from memory and from files. */
+  function sameAsJsLoop(ds: DeltaInput[], label: string): void {
+    for (const [rule, params] of RULES) {
+      const want = outcome(ds, { rule, params }, false)
+      assert.ok(Buffer.isBuffer(want))
+      for (const chunk of [1, 7, 16, 17, 100, 4096, undefined]) {
+        assert.ok(want.equals(outcome(ds, { rule, params, chunk }, true) as Buffer), `${label}, ${rule}, chunk ${chunk}`)
+      }
+    }
+    assert.ok((outcome(ds, {}, false) as Buffer).equals(outcome(toFiles(ds), { chunk: 50 }, true) as Buffer), `${label}, from files`)
+  }
+
   for (const B of [16, 33, 256]) {
     it(`blocks of ${B}: the same bytes as the JS loop for any piece size and delta count`, function () {
       this.timeout(120_000)
-      for (const n of [1, 3, 8, 11]) {
-        const ds = deltas(n, () => B)
-        for (const [rule, params] of RULES) {
-          const want = outcome(ds, { rule, params }, false)
-          assert.ok(Buffer.isBuffer(want))
-          for (const chunk of [1, 7, 16, 17, 100, 4096, undefined]) {
-            assert.ok(want.equals(outcome(ds, { rule, params, chunk }, true) as Buffer), `n ${n}, ${rule}, chunk ${chunk}`)
-          }
-        }
-        assert.ok((outcome(ds, {}, false) as Buffer).equals(outcome(toFiles(ds), { chunk: 50 }, true) as Buffer), `n ${n}, from files`)
-      }
+      for (const n of [1, 3, 8, 11]) sameAsJsLoop(deltas(n, () => B), `blocks of ${B}, n ${n}`)
     })
   }
 
   it('float32 deltas: the same bytes as the JS loop for any piece size and delta count, from memory and from files', function () {
     this.timeout(120_000)
-    for (const n of [1, 3, 8, 11]) {
-      const ds = f32Deltas(n)
-      for (const [rule, params] of RULES) {
-        const want = outcome(ds, { rule, params }, false)
-        assert.ok(Buffer.isBuffer(want))
-        for (const chunk of [1, 7, 16, 17, 100, 4096, undefined]) {
-          assert.ok(want.equals(outcome(ds, { rule, params, chunk }, true) as Buffer), `n ${n}, ${rule}, chunk ${chunk}`)
-        }
-      }
-      assert.ok((outcome(ds, {}, false) as Buffer).equals(outcome(toFiles(ds), { chunk: 50 }, true) as Buffer), `n ${n}, from files`)
-    }
+    for (const n of [1, 3, 8, 11]) sameAsJsLoop(f32Deltas(n), `float32, n ${n}`)
   })
 
   it('a non-finite float32 value is rejected as the JS loop rejects it, naming the same delta', function () {
