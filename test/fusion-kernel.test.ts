@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { encodeDelta, payloadDigests } from '../src/codec/index.js'
-import { useQ8Kernel } from '../src/codec/wasm-q8.js'
+import { kernelBytes, releaseKernelBytes } from '../src/codec/kernel-arena.js'
+import { FUSE_INPUTS, q8Kernel, useQ8Kernel } from '../src/codec/wasm-q8.js'
+import { CHUNK } from '../src/fusion/accumulate.js'
 import { DeltaRejectedError, fuseRound, hashTensors, type DeltaFileInput, type DeltaInput, type FuseOptions } from '../src/fusion/index.js'
 import { encodeSafetensors } from '../src/model/safetensors.js'
 import type { TensorMap } from '../src/model/tensors.js'
@@ -65,6 +67,25 @@ function outcome(inputs: (DeltaInput | DeltaFileInput)[], opts: FuseOptions, ker
   }
 }
 
+/** The deltas with their payloads copied into the kernel arena, where the kernel reads them in place. */
+function inArena(ds: DeltaInput[]): DeltaInput[] {
+  return ds.map((d) => {
+    const p = kernelBytes(d.payload.length)
+    p.set(d.payload)
+    return { ...d, payload: p }
+  })
+}
+
+/** `check` on the deltas copied into the arena, which are given back after. */
+function withArena<T>(ds: DeltaInput[], check: (inArena: DeltaInput[]) => T): T {
+  const a = inArena(ds)
+  try {
+    return check(a)
+  } finally {
+    for (const d of a) releaseKernelBytes(d.payload)
+  }
+}
+
 describe('fusion kernel paths', () => {
   const { toFiles } = deltaFileDir('cfd-fusion-kernel-')
 
@@ -78,6 +99,9 @@ describe('fusion kernel paths', () => {
       }
     }
     assert.ok((outcome(ds, {}, false) as Buffer).equals(outcome(toFiles(ds), { chunk: 50 }, true) as Buffer), `${label}, from files`)
+    withArena(ds, (a) => {
+      for (const chunk of [7, 100, undefined]) assert.ok((outcome(ds, {}, false) as Buffer).equals(outcome(a, { chunk }, true) as Buffer), `${label}, in the arena, chunk ${chunk}`)
+    })
   }
 
   for (const B of [16, 33, 256]) {
@@ -113,6 +137,7 @@ describe('fusion kernel paths', () => {
       assert.ok(!Buffer.isBuffer(want) && want[1] === 'non-finite' && want[2] === ds[k].id, `trial ${trial}: ${String(want)}`)
       const chunk = [1, 16, 100, undefined][trial % 4]
       assert.deepEqual(outcome(ds, { chunk }, true), want, `trial ${trial}`)
+      withArena(ds, (a) => assert.deepEqual(outcome(a, { chunk }, true), want, `trial ${trial}, read in place`))
     }
   })
 
@@ -160,7 +185,26 @@ describe('fusion kernel paths', () => {
       if (!Buffer.isBuffer(want)) rejections++
       const chunk = [1, 16, 100, undefined][trial % 4]
       assert.deepEqual(outcome(ds, { chunk }, true), want, `trial ${trial}`)
+      withArena(ds, (a) => assert.deepEqual(outcome(a, { chunk }, true), want, `trial ${trial}, read in place`))
     }
     assert.ok(rejections > 20, `only ${rejections} rejections`)
+  })
+
+  it('reads payloads that lie in the kernel arena in place: its slots are never written', () => {
+    const kernel = q8Kernel()!
+    // Every slot's values area (q8) and float area (f32) still holds what was put there.
+    const untouched = () => Array.from({ length: FUSE_INPUTS }, (_, k) => kernel.slotQ(k).every((x) => x === 0x55) && kernel.slotF32(k).every((x) => x === 1.5)).every(Boolean)
+    for (const ds of [deltas(8, () => 33), f32Deltas(8)]) {
+      const want = outcome(ds, {}, false) as Buffer
+      kernel.accumulator(CHUNK)
+      for (let k = 0; k < FUSE_INPUTS; k++) {
+        kernel.slotF32(k).fill(1.5)
+        kernel.slotQ(k).fill(0x55)
+      }
+      withArena(ds, (a) => assert.ok(want.equals(outcome(a, {}, true) as Buffer)))
+      assert.ok(untouched(), 'nothing was copied into the slots')
+      assert.ok(want.equals(outcome(ds, {}, true) as Buffer))
+      assert.ok(!untouched(), 'payloads outside the arena are copied into the slots')
+    }
   })
 })

@@ -19,6 +19,7 @@ import { sha256Hex } from '../src/util/hash.js'
 import { silentLogger } from '../src/util/log.js'
 import { freePorts } from '../src/util/ports.js'
 import { encodeDelta, openDelta, payloadDigests } from '../src/codec/index.js'
+import { kernelAddress, kernelBytes, releaseKernelBytes } from '../src/codec/kernel-arena.js'
 import { deltaNorm, fuseRound, hashTensors, setFusionThreads, fusionThreads, tensorArray, type DeltaInput, type FuseOptions } from '../src/fusion/index.js'
 import { helperShare } from '../src/fusion/split.js'
 import { helperSharesDone, MIN_SPLIT } from '../src/fusion/threads.js'
@@ -41,6 +42,14 @@ function shareable(base: TensorMap): TensorMap {
 
 function inShared(p: Uint8Array): Uint8Array {
   const s = new Uint8Array(new SharedArrayBuffer(p.length))
+  s.set(p)
+  return s
+}
+
+/** The payload copied into the kernel arena, where every thread's kernel reads it in place. */
+function inArena(p: Uint8Array): Uint8Array {
+  const s = kernelBytes(p.length)
+  assert.notEqual(kernelAddress(s), undefined, 'the arena holds the payload')
   s.set(p)
   return s
 }
@@ -68,17 +77,18 @@ describe('fusion on helper threads', function () {
     return { hash: hashTensors(result), result, helped: helperSharesDone() - before }
   }
 
-  it('gives the same bytes with 1, 2 or 3 threads, from files and from shared payloads, for every summing rule', () => {
+  it('gives the same bytes with 1, 2 or 3 threads, from files, shared payloads and payloads in the kernel arena, for every summing rule', () => {
     for (const [n, blockSize] of [[1, 256], [3, 100], [9, 256]] as const) {
       const ds = deltas(n, blockSize)
       const files = toFiles(ds)
       const shared = ds.map((d) => ({ ...d, payload: inShared(d.payload) }))
+      const arena = ds.map((d) => ({ ...d, payload: inArena(d.payload) }))
       for (const rule of ['mean', 'weighted-mean', 'task-arithmetic']) {
         const opts: FuseOptions = { rule, params: rule === 'task-arithmetic' ? { scale: 0.7 } : {} }
         const one = fuseWith(1, ds, opts)
         assert.equal(one.helped, 0)
         for (const threads of [2, 3]) {
-          for (const [source, inputs] of [['files', files], ['shared payloads', shared]] as const) {
+          for (const [source, inputs] of [['files', files], ['shared payloads', shared], ['payloads in the arena', arena]] as const) {
             const many = fuseWith(threads, inputs, opts)
             assert.equal(many.hash, one.hash, `${n} deltas, blocks of ${blockSize}, ${rule}, ${threads} threads, ${source}`)
             assert.equal(many.helped, threads - 1, `${source}: every helper did its share`)
@@ -86,11 +96,14 @@ describe('fusion on helper threads', function () {
         }
         // A small piece size moves the cuts, never the bytes.
         assert.equal(fuseWith(2, files, { ...opts, chunk: 1000 }).hash, one.hash)
+        assert.equal(fuseWith(2, arena, { ...opts, chunk: 1000 }).hash, one.hash)
+        assert.equal(fuseWith(1, arena, opts).hash, one.hash)
       }
+      for (const d of arena) releaseKernelBytes(d.payload)
     }
   })
 
-  it('float32 deltas are split too: the same bytes with 1, 2 or 3 threads, from files and from shared payloads', () => {
+  it('float32 deltas are split too: the same bytes with 1, 2 or 3 threads, from files, shared payloads and the arena', () => {
     const ds = Array.from({ length: 9 }, (_, k) => {
       const { payload, deltaId } = encodeDelta(seededTensors(SHAPES, 200 + k, 0.01), { codec: 'f32' }, { round: 4, baseHash, examples: 3 + k })
       return { id: deltaId, payload, examples: 3 + k }
@@ -98,7 +111,7 @@ describe('fusion on helper threads', function () {
     for (const rule of ['mean', 'weighted-mean']) {
       const one = fuseWith(1, ds, { rule })
       for (const threads of [2, 3]) {
-        for (const [source, inputs] of [['files', toFiles(ds)], ['shared payloads', ds.map((d) => ({ ...d, payload: inShared(d.payload) }))]] as const) {
+        for (const [source, inputs] of [['files', toFiles(ds)], ['shared payloads', ds.map((d) => ({ ...d, payload: inShared(d.payload) }))], ['payloads in the arena', ds.map((d) => ({ ...d, payload: inArena(d.payload) }))]] as const) {
           const many = fuseWith(threads, inputs, { rule })
           assert.equal(many.hash, one.hash, `${rule}, ${threads} threads, ${source}`)
           assert.equal(many.helped, threads - 1, `${source}: every helper did its share`)
@@ -115,6 +128,10 @@ describe('fusion on helper threads', function () {
     const again = fuseWith(2, toFiles(ds), { into: first.result })
     assert.equal(again.hash, expected)
     assert.equal(again.result.get('a.big')!.data, first.result.get('a.big')!.data, 'written into the given arrays')
+    // Bases and results in the kernel arena are views of one memory: only overlapping ones are refused.
+    const held = shareable(base0)
+    assert.notEqual(kernelAddress(held.get('a.big')!.data), undefined, 'a large base tensor lies in the arena')
+    assert.throws(() => fuseRound(held, toFiles(ds), { baseHash, verified: true, into: held }), /shares memory with the base/)
     const plain = fuseWith(2, ds)
     assert.equal(plain.hash, expected)
     assert.equal(plain.helped, 0, 'payloads in ordinary memory are not readable by helpers')
@@ -134,6 +151,8 @@ describe('fusion on helper threads', function () {
       assert.equal(e.deltaId, id, `${threads} threads`)
       const s = rejected(() => fuseRound(shareable(base0), inputs.map((d) => ({ ...d, payload: inShared(d.payload) })), { baseHash, verified: true }), 'non-canonical')
       assert.equal(s.deltaId, id)
+      const a = rejected(() => fuseRound(shareable(base0), inputs.map((d) => ({ ...d, payload: inArena(d.payload) })), { baseHash, verified: true }), 'non-canonical')
+      assert.equal(a.deltaId, id, `${threads} threads, read in place`)
     }
     // A changed byte that is still a valid value: only the file's hash tells. With 2 threads,
     // file 1 (in id order) is checked by the helper.

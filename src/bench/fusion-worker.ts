@@ -8,6 +8,7 @@ import type { TensorMap } from '../model/tensors.js'
 import { sha256Hex } from '../util/hash.js'
 import { copyArray } from '../util/copy.js'
 import { FUSE_INPUTS, q8Kernel } from '../codec/wasm-q8.js'
+import { kernelBytes } from '../codec/kernel-arena.js'
 import { sortedNames } from '../model/tensors.js'
 import { childMain } from './child.js'
 import { parallelCopyTimer } from './parallel-copy.js'
@@ -110,12 +111,15 @@ async function loadPayloads(dir: string, n: number): Promise<Uint8Array[]> {
   return payloads
 }
 
-/** The payloads read straight into shared memory, where fusion's helper threads can read them too. */
+/**
+ * The payloads read straight into the kernel arena (kernelBytes), where every fusion thread's
+ * kernel reads them in place, as an in-memory store of received payloads would keep them.
+ */
 function loadShared(dir: string, n: number): Uint8Array[] {
   return Array.from({ length: n }, (_, j) => {
     const file = FileBytes.open(join(dir, `delta${j}.cfd`), { hashAsRead: false })
     try {
-      const bytes = new Uint8Array(new SharedArrayBuffer(file.byteLength))
+      const bytes = kernelBytes(file.byteLength)
       file.readInto(0, bytes.length, bytes)
       return bytes
     } finally {
@@ -179,7 +183,7 @@ async function fuse(job: Extract<FusionJob, { mode: 'fuse' }>): Promise<FuseResu
     return { source: 'disk', deltas: job.deltas, params, payloadBytes, memcpySeconds: Math.min(memcpyA, memcpyB), fuseSeconds, fuseFreshSeconds, threads: job.threads, fuseOneThreadSeconds, peakRssMb }
   }
 
-  // Fusion reads the payloads from shared memory (its helpers read them too); the copy reads the
+  // Fusion reads the payloads in the kernel arena (its helpers read them too); the copy reads the
   // same bytes from ordinary memory, loaded after the peak RSS of fusion is taken.
   const shared = loadShared(job.dir, job.deltas)
   const payloadBytes = shared.reduce((a, p) => a + p.length, 0)

@@ -2,6 +2,7 @@ import { PayloadError } from '../util/errors.js'
 import type { SectionSource, SectionStream } from './types.js'
 import { q8Kernel, type Q8Kernel } from './wasm-q8.js'
 import { littleEndianHost } from './le.js'
+import { kernelAddress } from './kernel-arena.js'
 
 /**
  * Section streams (Codec.openStream) of the built-in formats: the same values and the same
@@ -43,6 +44,16 @@ class BlockScales {
     const v = this.vals
     for (let b = b0, at = b0 - this.lo; b < b1; b++) dest[b - b0] = v[at++]
     return this.bad >= b1
+  }
+
+  /** Whether the scales of blocks [b0, b1) (made available by ensure) are all valid. */
+  valid(b1: number): boolean {
+    return this.bad >= b1
+  }
+
+  /** Block b's scale (made available by ensure), unchecked. */
+  at(b: number): number {
+    return this.vals[b - this.lo]
   }
 
   get(b: number): number {
@@ -98,8 +109,9 @@ abstract class DecodingStream implements SectionStream {
 /** Dense little-endian float32 (f32). */
 export class F32Stream extends DecodingStream {
   private pos = 0
-  /** Where the last staged piece starts. */
+  /** Where the last staged piece starts, and its bytes (in its slot or in place). */
   private staged = 0
+  private stagedBytes: Uint8Array = new Uint8Array(0)
   constructor(private readonly src: SectionSource) {
     super()
   }
@@ -122,20 +134,30 @@ export class F32Stream extends DecodingStream {
     return littleEndianHost && q8Kernel() !== null
   }
 
-  /** The next `count` values into the kernel's slot `slot`, for its `fuseF32`. */
-  stage(slot: number, count: number): boolean {
-    const dest = q8Kernel()!.slotF32(slot)
-    const bytes = new Uint8Array(dest.buffer, dest.byteOffset, count * 4)
-    if (this.src.readInto) this.src.readInto(this.pos * 4, count * 4, bytes)
-    else bytes.set(this.src.read(this.pos * 4, count * 4, 1))
+  /** The next `count` values as the kernel's input `slot`, for its `fuseF32`: where they lie in the arena, or copied into the slot. */
+  stage(slot: number, count: number, copy = false): boolean {
+    const kernel = q8Kernel()!
+    const at = this.src.address
+    if (at !== undefined && !copy) {
+      this.stagedBytes = this.src.read(this.pos * 4, count * 4, 1)
+      kernel.point(slot, 0, at + this.pos * 4)
+    } else {
+      const dest = kernel.slotF32(slot)
+      const bytes = new Uint8Array(dest.buffer, dest.byteOffset, count * 4)
+      if (this.src.readInto) this.src.readInto(this.pos * 4, count * 4, bytes)
+      else bytes.set(this.src.read(this.pos * 4, count * 4, 1))
+      this.stagedBytes = bytes
+      kernel.point(slot, 0, dest.byteOffset)
+    }
     this.staged = this.pos
     this.pos += count
     return true
   }
 
-  /** Throws for the first non-finite value of the piece staged in `slot`, as `decode` would. */
-  check(slot: number, count: number): void {
-    const v = q8Kernel()!.slotF32(slot)
+  /** Throws for the first non-finite value of the piece staged as input `slot`, as `decode` would. */
+  check(_slot: number, count: number): void {
+    const b = this.stagedBytes
+    const v = b.byteOffset % 4 === 0 ? new Float32Array(b.buffer, b.byteOffset, count) : new Float32Array(b.slice(0, count * 4).buffer)
     for (let i = 0; i < count; i++) {
       if (!Number.isFinite(v[i])) throw new PayloadError(`value ${this.staged + i} is not finite (${v[i]})`, 'non-finite')
     }
@@ -153,8 +175,9 @@ export class F32Stream extends DecodingStream {
  */
 export class Q8Stream implements SectionStream {
   private pos = 0
-  /** Where the last staged piece starts. */
+  /** Where the last staged piece starts, and its values (in its slot or in place). */
   private staged = 0
+  private stagedQ: Uint8Array = new Uint8Array(0)
   private readonly scales: BlockScales
   private readonly q0: number
 
@@ -200,7 +223,7 @@ export class Q8Stream implements SectionStream {
 
   set(acc: Float64Array, count: number, w: number): void {
     const kernel = q8Kernel()
-    if (count > 0 && kernel && acc.buffer === kernel.memory.buffer) return this.addSimd(kernel, acc, count, w, true)
+    if (count > 0 && kernel && kernel.holds(acc)) return this.addSimd(kernel, acc, count, w, true)
     acc.fill(0, 0, count)
     this.add(acc, count, w)
   }
@@ -208,7 +231,7 @@ export class Q8Stream implements SectionStream {
   add(acc: Float64Array, count: number, w: number): void {
     if (count === 0) return
     const kernel = q8Kernel()
-    if (kernel && acc.buffer === kernel.memory.buffer) return this.addSimd(kernel, acc, count, w, false)
+    if (kernel && kernel.holds(acc)) return this.addSimd(kernel, acc, count, w, false)
     const q = this.values(count)
     const g0 = this.pos
     const B = this.B
@@ -246,36 +269,47 @@ export class Q8Stream implements SectionStream {
   }
 
   /**
-   * The next `count` values and their block scales into the kernel's slot `slot`, for its `fuse`.
-   * False if the piece holds an error, which `check(slot, count)` then throws.
+   * The next `count` values and their block scales as the kernel's input `slot`, for its `fuse`:
+   * where they lie in the arena, or copied into the slot (always with `copy`). False if the piece
+   * holds an error, which `check(slot, count)` then throws.
    */
-  stage(slot: number, count: number): boolean {
+  stage(slot: number, count: number, copy = false): boolean {
     const kernel = q8Kernel()!
     const g0 = this.pos
     const B = this.B
-    const q = kernel.slotQ(slot)
-    if (this.src.readInto) this.src.readInto(this.q0 + g0, count, q)
-    else q.set(this.src.read(this.q0 + g0, count, 1))
-    if (count === 0) return true
+    const at = copy ? undefined : this.src.address
     const b0 = Math.floor(g0 / B)
-    const b1 = Math.floor((g0 + count - 1) / B) + 1
-    this.scales.ensure(b0, b1)
-    const sc = kernel.slotScales(slot)
-    let ok = this.scales.copy(sc, b0, b1)
-    // A zero block must hold only zeros; the kernel adds them (+0 or -0 leave the sum as it is).
-    for (let b = 0; ok && b < b1 - b0; b++) {
-      if (sc[b] !== 0) continue
-      const end = Math.min(count, (b0 + b + 1) * B - g0)
-      for (let j = Math.max(0, (b0 + b) * B - g0); j < end; j++) if (q[j] !== 0) ok = false
+    let q: Uint8Array
+    if (at !== undefined) {
+      q = this.src.read(this.q0 + g0, count, 1)
+      kernel.point(slot, at + 4 * b0, at + this.q0 + g0)
+    } else {
+      q = kernel.slotQ(slot)
+      if (this.src.readInto) this.src.readInto(this.q0 + g0, count, q)
+      else q.set(this.src.read(this.q0 + g0, count, 1))
+      kernel.pointSlot(slot)
     }
+    this.stagedQ = q
     this.staged = g0
     this.pos += count
+    if (count === 0) return true
+    const b1 = Math.floor((g0 + count - 1) / B) + 1
+    this.scales.ensure(b0, b1)
+    let ok: boolean
+    if (at !== undefined) ok = this.scales.valid(b1)
+    else ok = this.scales.copy(kernel.slotScales(slot), b0, b1)
+    // A zero block must hold only zeros; the kernel adds them (+0 or -0 leave the sum as it is).
+    for (let b = b0; ok && b < b1; b++) {
+      if (this.scales.at(b) !== 0) continue
+      const end = Math.min(count, (b + 1) * B - g0)
+      for (let j = Math.max(0, b * B - g0); j < end; j++) if (q[j] !== 0) ok = false
+    }
     return ok
   }
 
-  /** Throws the first error of the piece staged in `slot`, in the JS loop's order; returns if there is none. */
-  check(slot: number, count: number): void {
-    const q = q8Kernel()!.slotQ(slot)
+  /** Throws the first error of the piece staged as input `slot`, in the JS loop's order; returns if there is none. */
+  check(_slot: number, count: number): void {
+    const q = this.stagedQ
     const g0 = this.staged
     const B = this.B
     for (let i = 0; i < count; ) {
@@ -292,7 +326,8 @@ export class Q8Stream implements SectionStream {
 
   /** The same sums as `add`, by the SIMD kernel, when `acc` lives in the kernel's memory. */
   private addSimd(kernel: Q8Kernel, acc: Float64Array, count: number, w: number, set: boolean): void {
-    const ok = this.stage(0, count)
+    // `sum` reads slot 0 itself.
+    const ok = this.stage(0, count, true)
     const off = this.staged - Math.floor(this.staged / this.B) * this.B
     if (!ok || kernel.sum(count, acc, off, this.B, w, set) !== 0) {
       this.check(0, count)
@@ -431,6 +466,7 @@ function inSection(o: number, l: number, len: number): void {
 export function subSource(src: SectionSource, offset: number, len: number): SectionSource {
   return {
     byteLength: len,
+    address: src.address === undefined ? undefined : src.address + offset,
     read(o, l, slot) {
       inSection(o, l, len)
       return src.read(offset + o, l, slot)
@@ -451,6 +487,7 @@ export function memorySource(bytes: Uint8Array): SectionSource {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)
   return {
     byteLength: bytes.length,
+    address: kernelAddress(bytes),
     read(o, l) {
       inSection(o, l, bytes.length)
       return bytes.subarray(o, o + l)

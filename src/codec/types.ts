@@ -86,6 +86,8 @@ export interface SectionSource {
   read(offset: number, len: number, slot: number): Uint8Array
   /** Optional: the same bytes as read(offset, len), written to dest[0, len) (no buffer of its own in between). */
   readInto?(offset: number, len: number, dest: Uint8Array): void
+  /** Where the section's first byte lies in the kernel arena, when it does: the kernel then reads it in place. */
+  readonly address?: number
 }
 
 /**
@@ -101,16 +103,18 @@ export interface SectionStream {
   set?(acc: Float64Array, count: number, w: number): void
   /**
    * Built-in q8 streams, for the SIMD kernel's `fuse` (wasm-q8.ts): the block size (undefined
-   * without the kernel); `stage` puts the next `count` values and their scales in the kernel's
-   * slot and returns false if the piece holds an error, which `check` (same slot and count) throws.
+   * without the kernel); `stage` makes the next `count` values and their scales input `slot` of
+   * the kernel (pointed to where they lie in the kernel arena, or copied into the slot; always
+   * copied with `copy`) and returns false if the piece holds an error, which `check` (same slot
+   * and count) throws.
    */
   readonly q8Block?: number
   /**
-   * Built-in f32 streams, for the kernel's `fuseF32`: true when it can be used; `stage` then puts
-   * the next `count` values in slot `slot` (and returns true: the kernel finds non-finite values).
+   * Built-in f32 streams, for the kernel's `fuseF32`: true when it can be used; `stage` then makes
+   * the next `count` values input `slot` (and returns true: the kernel finds non-finite values).
    */
   readonly f32Kernel?: boolean
-  stage?(slot: number, count: number): boolean
+  stage?(slot: number, count: number, copy?: boolean): boolean
   check?(slot: number, count: number): void
   /** q8 and f32 streams: move past the next `count` values without reading them (fusion split across threads). */
   skip?(count: number): void

@@ -1,27 +1,41 @@
 import { F64, I32, V128, get, ifElse, memarg, op, set, simd, sleb, v, v128Zero, whileNot } from './wasm-asm.js'
 
 /**
- * (func $fuse (param $n $K $off $B $sc $q $stride $sp $acc $base $flags i32) (param $scale $div f64) (result i32))
+ * (func $fuse (param $n $K $off $B $pt $ptk $out $sp $acc $base $flags i32) (param $scale $div f64) (result i32))
  *
- * Up to 8 q8 inputs (input k: scales at $sc + k * $stride, int8 values at $q + k * $stride, all in
- * blocks of B, the piece starting `off` values into its block) added in input order into float64
- * sums held in registers, 16 coordinates per step: per coordinate the same operations in the same
- * order as one `sum` call per input, so the same doubles. The sums start at 0 (flag 1) or from
- * acc; then (flag 2) base = f32(base + (scale * sum) / div) on the base piece in place (as
- * `finish`), or else they go back to acc. Flag 4: multiply each value by its input's weight (f64x2 splats at $sp + 128 + 16k);
- * flag 8: the finish multiplies by $div (a power of two's reciprocal) instead of dividing.
- * $sp + 16k holds input k's current scale splat. Returns 1 if some q is -128.
+ * Up to 8 q8 inputs (input k: its block scales from the address at $pt + 8k, its int8 values from
+ * the address at $pt + 8k + 4, all in blocks of B, the piece starting `off` values into its
+ * block; a staged slot or a payload in place) added in input order into float64 sums held in
+ * registers, 16 coordinates per step: per coordinate the same operations in the same order as
+ * one `sum` call per input, so the same doubles. The sums start at 0 (flag 1) or from acc; then
+ * (flag 2) out = f32(base + (scale * sum) / div) (as `finish`; $out may be $base), or else they
+ * go back to acc. Flag 4: multiply each value by its input's weight (f64x2 splats at
+ * $sp + 128 + 16k); flag 8: the finish multiplies by $div (a power of two's reciprocal) instead
+ * of dividing. $sp + 16k holds input k's current scale splat. $ptk walks the table. Returns 1 if
+ * some q is -128.
  *
- * $fuseF32 has the same signature and does the same for float32 inputs (input k's values at
- * $q + k * $stride; $off, $B and $sc unused): it returns 1 if some sum is not finite, which a
+ * $fuseF32 has the same signature and does the same for float32 inputs (input k's values from the
+ * address at $pt + 8k + 4; $off and $B unused): it returns 1 if some sum is not finite, which a
  * non-finite input always makes it (the caller then finds and names that input).
  */
 
-const [N, K, OFF, BS, SC, Q, STRIDE, SP, ACC, BASE, FLAGS, SCALE, DIV] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+const [N, K, OFF, BS, PT, PTK, OUT, SP, ACC, BASE, FLAGS, SCALE, DIV] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
 const [I, END, KI, QK, SPK, BLK4, BADS, QV, SCK] = [13, 14, 15, 16, 17, 18, 19, 20, 21]
 const [A, XV] = [22, 23]
 const A0 = 24
 const [X, LO, HI, F, S, W, M, BAD, SCV, DVV, BV] = [32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42]
+
+/** Input k's values address (from the table entry $ptk walks), plus `plus`. */
+const qAt = (plus: number[]) => [...get(PTK), op.i32Load, ...memarg(2, 4), ...plus, op.i32Add]
+/** Input k's scales address plus the block's offset. */
+const scAt = () => [...get(PTK), op.i32Load, ...memarg(2, 0), ...get(BLK4), op.i32Add]
+/** Per input: set up the walk over the table and the splats, run `body`, step to the next input. */
+const eachInput = (body: number[]) => [
+  ...get(PT), ...set(PTK),
+  ...get(SP), ...set(SPK),
+  op.i32Const, 0, ...set(KI),
+  ...whileNot([...get(KI), ...get(K), op.i32GeS], [...body, ...addI(PTK, [op.i32Const, 8]), ...addI(SPK, [op.i32Const, 16]), ...addI(KI, [op.i32Const, 1])]),
+]
 
 const flag = (bit: number) => [...get(FLAGS), op.i32Const, bit, op.i32And]
 const addI = (local: number, by: number[]) => [...get(local), ...by, op.i32Add, ...set(local)]
@@ -38,27 +52,21 @@ function addHalves(a: number, weighted: boolean): number[] {
 
 /** Every input's next 16 values into A0..A7. */
 function inputs(weighted: boolean): number[] {
-  return [
-    ...get(Q), ...get(I), op.i32Add, ...set(QK),
-    ...get(SP), ...set(SPK),
-    op.i32Const, 0, ...set(KI),
-    ...whileNot([...get(KI), ...get(K), op.i32GeS], [
-      ...get(QK), ...v(simd.load, ...memarg(0, 0)), ...set(X),
-      ...get(BAD), ...get(X), ...get(M), ...v(simd.i8x16Eq), ...v(simd.or), ...set(BAD),
-      ...get(SPK), ...v(simd.load, ...memarg(4, 0)), ...set(S),
-      ...(weighted ? [...get(SPK), ...v(simd.load, ...memarg(4, 128)), ...set(W)] : []),
-      ...get(X), ...v(simd.i16x8ExtendLowI8x16S), ...set(LO),
-      ...get(X), ...v(simd.i16x8ExtendHighI8x16S), ...set(HI),
-      ...[LO, HI].flatMap((src, h) => [false, true].flatMap((high, j) => [
-        ...get(src), ...v(high ? simd.i32x4ExtendHighI16x8S : simd.i32x4ExtendLowI16x8S), ...v(simd.f32x4ConvertI32x4S), ...get(S), ...v(simd.f32x4Mul), ...set(F),
-        ...addHalves(A0 + 4 * h + 2 * j, weighted),
-      ])),
-      ...addI(QK, get(STRIDE)), ...addI(SPK, [op.i32Const, 16]), ...addI(KI, [op.i32Const, 1]),
-    ]),
-  ]
+  return eachInput([
+    ...qAt(get(I)), ...v(simd.load, ...memarg(0, 0)), ...set(X),
+    ...get(BAD), ...get(X), ...get(M), ...v(simd.i8x16Eq), ...v(simd.or), ...set(BAD),
+    ...get(SPK), ...v(simd.load, ...memarg(4, 0)), ...set(S),
+    ...(weighted ? [...get(SPK), ...v(simd.load, ...memarg(4, 128)), ...set(W)] : []),
+    ...get(X), ...v(simd.i16x8ExtendLowI8x16S), ...set(LO),
+    ...get(X), ...v(simd.i16x8ExtendHighI8x16S), ...set(HI),
+    ...[LO, HI].flatMap((src, h) => [false, true].flatMap((high, j) => [
+      ...get(src), ...v(high ? simd.i32x4ExtendHighI16x8S : simd.i32x4ExtendLowI16x8S), ...v(simd.f32x4ConvertI32x4S), ...get(S), ...v(simd.f32x4Mul), ...set(F),
+      ...addHalves(A0 + 4 * h + 2 * j, weighted),
+    ])),
+  ])
 }
 
-/** base[i .. i+16) = f32(f64(base) + (scale * A) (/ or *) div). */
+/** out[i .. i+16) = f32(f64(base[i .. i+16)) + (scale * A) (/ or *) div). */
 function finish16(mul: boolean): number[] {
   const half = (acc: number, upper: boolean) => [
     ...get(BV), ...(upper ? [...get(BV), ...swapHalves] : []), ...v(simd.f64x2PromoteLowF32x4),
@@ -66,7 +74,7 @@ function finish16(mul: boolean): number[] {
     ...v(simd.f64x2Add), ...v(simd.f32x4DemoteF64x2Zero),
   ]
   const four = (off: number, a: number) => [
-    ...get(BASE), ...get(I), op.i32Const, 2, op.i32Shl, op.i32Add,
+    ...get(OUT), ...get(I), op.i32Const, 2, op.i32Shl, op.i32Add,
     ...get(BASE), ...get(I), op.i32Const, 2, op.i32Shl, op.i32Add, ...v(simd.load, ...memarg(2, off)), ...set(BV),
     ...half(a, false), ...half(a + 1, true),
     ...v(simd.shuffle, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
@@ -81,9 +89,9 @@ const storeAcc = (j: number) => [...get(ACC), ...get(I), op.i32Const, 3, op.i32S
 const iAddr = (shift: number, base: number) => [...get(base), ...get(I), op.i32Const, shift, op.i32Shl, op.i32Add]
 const f64Zero = [0x44, 0, 0, 0, 0, 0, 0, 0, 0]
 
-/** The scalar A's finish into base[i]. */
+/** The scalar A's finish into out[i]. */
 const fin = (mul: boolean) => [
-  ...iAddr(2, BASE),
+  ...iAddr(2, OUT),
   ...iAddr(2, BASE), op.f32Load, ...memarg(2, 0), op.f64PromoteF32,
   ...get(SCALE), ...get(A), op.f64Mul, ...get(DIV), mul ? op.f64Mul : op.f64Div,
   op.f64Add, op.f32DemoteF64, op.f32Store, ...memarg(2, 0),
@@ -97,17 +105,12 @@ const endA = ifElse(flag(2), ifElse(flag(8), fin(true), fin(false)), [...iAddr(3
 function scalarStep(): number[] {
   return [
     ...startA,
-    ...get(Q), ...get(I), op.i32Add, ...set(QK),
-    ...get(SC), ...get(BLK4), op.i32Add, ...set(SCK),
-    ...get(SP), ...set(SPK),
-    op.i32Const, 0, ...set(KI),
-    ...whileNot([...get(KI), ...get(K), op.i32GeS], [
-      ...get(QK), op.i32Load8S, ...memarg(0, 0), op.localTee, QV,
+    ...eachInput([
+      ...qAt(get(I)), op.i32Load8S, ...memarg(0, 0), op.localTee, QV,
       op.i32Const, ...sleb(-128), op.i32Eq, ...get(BADS), op.i32Or, ...set(BADS),
-      ...get(QV), op.f32ConvertI32S, ...get(SCK), op.f32Load, ...memarg(2, 0), op.f32Mul, op.f64PromoteF32, ...set(XV),
+      ...get(QV), op.f32ConvertI32S, ...scAt(), op.f32Load, ...memarg(2, 0), op.f32Mul, op.f64PromoteF32, ...set(XV),
       ...ifElse(flag(4), [...get(SPK), op.f64Load, ...memarg(3, 128), ...get(XV), op.f64Mul, ...set(XV)], []),
       ...get(A), ...get(XV), op.f64Add, ...set(A),
-      ...addI(QK, get(STRIDE)), ...addI(SCK, get(STRIDE)), ...addI(SPK, [op.i32Const, 16]), ...addI(KI, [op.i32Const, 1]),
     ]),
     ...endA,
     ...addI(I, [op.i32Const, 1]),
@@ -132,30 +135,21 @@ function vectorStep(add: (weighted: boolean) => number[], checkSums: boolean): n
 
 /** Every f32 input's next 16 values into A0..A7. */
 function f32Inputs(weighted: boolean): number[] {
-  return [
-    ...iAddr(2, Q), ...set(QK),
-    ...get(SP), ...set(SPK),
-    op.i32Const, 0, ...set(KI),
-    ...whileNot([...get(KI), ...get(K), op.i32GeS], [
-      ...(weighted ? [...get(SPK), ...v(simd.load, ...memarg(4, 128)), ...set(W)] : []),
-      ...[0, 1, 2, 3].flatMap((j) => [...get(QK), ...v(simd.load, ...memarg(4, 16 * j)), ...set(F), ...addHalves(A0 + 2 * j, weighted)]),
-      ...addI(QK, get(STRIDE)), ...addI(SPK, [op.i32Const, 16]), ...addI(KI, [op.i32Const, 1]),
-    ]),
-  ]
+  return eachInput([
+    ...qAt([...get(I), op.i32Const, 2, op.i32Shl]), ...set(QK),
+    ...(weighted ? [...get(SPK), ...v(simd.load, ...memarg(4, 128)), ...set(W)] : []),
+    ...[0, 1, 2, 3].flatMap((j) => [...get(QK), ...v(simd.load, ...memarg(4, 16 * j)), ...set(F), ...addHalves(A0 + 2 * j, weighted)]),
+  ])
 }
 
 /** One f32 coordinate (the scalar tail). */
 function f32ScalarStep(): number[] {
   return [
     ...startA,
-    ...iAddr(2, Q), ...set(QK),
-    ...get(SP), ...set(SPK),
-    op.i32Const, 0, ...set(KI),
-    ...whileNot([...get(KI), ...get(K), op.i32GeS], [
-      ...get(QK), op.f32Load, ...memarg(2, 0), op.f64PromoteF32, ...set(XV),
+    ...eachInput([
+      ...qAt([...get(I), op.i32Const, 2, op.i32Shl]), op.f32Load, ...memarg(2, 0), op.f64PromoteF32, ...set(XV),
       ...ifElse(flag(4), [...get(SPK), op.f64Load, ...memarg(3, 128), ...get(XV), op.f64Mul, ...set(XV)], []),
       ...get(A), ...get(XV), op.f64Add, ...set(A),
-      ...addI(QK, get(STRIDE)), ...addI(SPK, [op.i32Const, 16]), ...addI(KI, [op.i32Const, 1]),
     ]),
     ...get(A), ...get(A), op.f64Sub, ...f64Zero, op.f64Ne, ...get(BADS), op.i32Or, ...set(BADS),
     ...endA,
@@ -183,13 +177,7 @@ export function fuseBody(): number[] {
     ...v(simd.const, ...new Array(16).fill(0x80)), ...set(M),
     ...whileNot([...get(I), ...get(N), op.i32GeS], [
       // This block's scale splat for every input, and where the run ends.
-      op.i32Const, 0, ...set(KI),
-      ...get(SC), ...get(BLK4), op.i32Add, ...set(SCK),
-      ...get(SP), ...set(SPK),
-      ...whileNot([...get(KI), ...get(K), op.i32GeS], [
-        ...get(SPK), ...get(SCK), op.f32Load, ...memarg(2, 0), ...v(simd.f32x4Splat), ...v(simd.store, ...memarg(4, 0)),
-        ...addI(SCK, get(STRIDE)), ...addI(SPK, [op.i32Const, 16]), ...addI(KI, [op.i32Const, 1]),
-      ]),
+      ...eachInput([...get(SPK), ...scAt(), op.f32Load, ...memarg(2, 0), ...v(simd.f32x4Splat), ...v(simd.store, ...memarg(4, 0))]),
       ...get(I), ...get(BS), op.i32Add, ...get(OFF), op.i32Sub, ...set(END),
       op.i32Const, 0, ...set(OFF),
       ...get(END), ...get(N), op.i32GtS, op.if, 0x40, ...get(N), ...set(END), op.end,

@@ -7,16 +7,20 @@
  * `fuse` (wasm-q8-fuse.ts) up to FUSE_INPUTS deltas' pieces with the sums in registers, and
  * `fuseF32` the same for dense float32 deltas.
  *
- * The module is assembled here from the instruction lists below (no binary is shipped). Its
- * memory holds, for pieces of up to cap values (see layout):
+ * The module is assembled here from the instruction lists below (no binary is shipped). It
+ * imports its memory: the process's kernel arena (kernel-arena.ts), shared by the kernels of every
+ * fusion thread. Each thread's kernel works in its own region of it, which holds, for pieces of
+ * up to cap values (see layout):
  *   [0, 8 * cap)         float64 accumulator (fuseBySum's, via accumulator)
- *   [8 * cap, 12 * cap)  a piece of the base, finished in place (finish, fuse)
- *   then                 per input, its scale and weight splats (fuse)
+ *   [8 * cap, 12 * cap)  a piece of the base, finished in place (finish, fuse: when base or result is outside the arena)
+ *   then                 per input, its scale and weight splats (fuse), and where its scales and values are
  *   then                 FUSE_INPUTS slots, each a piece's block scales and int8 values
+ * An input of `fuse` is a slot (staged) or a payload that lies in the arena (read in place).
  */
 
 import { F32, F64, I32, V128, get, memarg, op, section, set, simd, sleb, str, uleb, v } from './wasm-asm.js'
 import { FUSE_TYPE, fuseBody, fuseF32Body } from './wasm-q8-fuse.js'
+import { ARENA_MAX_PAGES, kernelAddress, kernelArena, markKernelBuffer, type KernelArena } from './kernel-arena.js'
 
 // sum's locals: params 0..6, then i32 i, end, ap, k, bad; f32 s; v128 S, W, M, VBAD, X, LO, HI, F.
 const [Q, N, ACC, SC, OFF, BS, W_] = [0, 1, 2, 3, 4, 5, 6]
@@ -159,9 +163,10 @@ function moduleBytes(): Uint8Array<ArrayBuffer> {
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, [3, 0x60, 7, I32, I32, I32, I32, I32, I32, F64, 1, I32, 0x60, 5, I32, I32, I32, F64, F64, 0, ...FUSE_TYPE]),
+    // (import "k" "mem" (memory 1 ARENA_MAX_PAGES shared))
+    ...section(2, [1, ...str('k'), ...str('mem'), 0x02, 0x03, ...uleb(1), ...uleb(ARENA_MAX_PAGES)]),
     ...section(3, [types.length, ...types]),
-    ...section(5, [1, 0x00, 1]),
-    ...section(7, [1 + names.length, ...str('mem'), 0x02, 0, ...names.flatMap((n, i) => [...str(n), 0x00, i])]),
+    ...section(7, [names.length, ...names.flatMap((n, i) => [...str(n), 0x00, i])]),
     ...section(10, [bodies.length, ...bodies.flatMap((b) => [...uleb(b.length), ...b])]),
   ])
 }
@@ -177,17 +182,19 @@ export interface Q8Kernel {
    */
   sum(n: number, acc: Float64Array, off: number, B: number, w: number, set: boolean): number
   /**
-   * The same sums for the n values of slots 0 .. inputs-1 (all in blocks of B), one slot after the
-   * other per coordinate, each times its weight if `weights` is given, from 0 (`first`) or acc;
-   * then, if `last`, the finish on the base area, else back to acc. 1 if some q is -128.
+   * The same sums for the n values of inputs 0 .. inputs-1 (all in blocks of B; each a slot or a
+   * payload in place, see pointSlot and point), one input after the other per coordinate, each
+   * times its weight if `weights` is given, from 0 (`first`) or acc; then, if `last`, the finish
+   * from the base piece into the result piece (both the base area unless `ends` gives their
+   * addresses: a base and result that lie in the arena), else back to acc. 1 if some q is -128.
    */
-  fuse(n: number, inputs: number, off: number, B: number, weights: readonly number[] | undefined, first: boolean, last: boolean, scale: number, div: number): number
+  fuse(n: number, inputs: number, off: number, B: number, weights: readonly number[] | undefined, first: boolean, last: boolean, scale: number, div: number, ends?: PieceEnds): number
   /**
-   * `fuse` for float32 inputs (slotF32 0 .. inputs-1): the same sums, starts and finish. 1 if some
-   * sum is not finite, which a non-finite input always makes it.
+   * `fuse` for float32 inputs: the same sums, starts and finish. 1 if some sum is not finite,
+   * which a non-finite input always makes it.
    */
-  fuseF32(n: number, inputs: number, weights: readonly number[] | undefined, first: boolean, last: boolean, scale: number, div: number): number
-  /** Float64 accumulator of `cap` values in the kernel's memory; lays out the areas for pieces of up to cap values. */
+  fuseF32(n: number, inputs: number, weights: readonly number[] | undefined, first: boolean, last: boolean, scale: number, div: number, ends?: PieceEnds): number
+  /** Float64 accumulator of `cap` values in the kernel's region; lays out the areas for pieces of up to cap values. */
   accumulator(cap: number): Float64Array
   /** Slot k's values area (cap bytes; the same view until accumulator is called again). */
   slotQ(k: number): Uint8Array
@@ -195,11 +202,28 @@ export interface Q8Kernel {
   slotScales(k: number): Float32Array
   /** Slot k as cap float32 values (its whole area, for fuseF32). */
   slotF32(k: number): Float32Array
+  /** Input k of the next `fuse` call reads slot k's scales and values (slotScales, slotQ). */
+  pointSlot(k: number): void
+  /** Input k of the next fuse call reads block scales at address `sc` and values at `q` (f32: values at `q`) in the kernel's memory. */
+  point(k: number, sc: number, q: number): void
   /** The base area (cap floats), for finish. */
   baseArea(): Float32Array
   /** base[i] = fround(base[i] + (scale * acc[i]) / div) for i < n, on baseArea (fuseBySum's finish). */
   finish(acc: Float64Array, n: number, scale: number, div: number): void
+  /** Whether `view` lies in the kernel's memory (its address there is then view.byteOffset). */
+  holds(view: ArrayBufferView): boolean
   readonly memory: WebAssembly.Memory
+}
+
+/** Addresses, in the kernel's memory, of a piece of the base and of the result it is finished into. */
+export interface PieceEnds {
+  base: number
+  out: number
+}
+
+/** Where a kernel's region lies: `ensure(bytes)` gives the address of a region of at least that size (moving it if needed). */
+export interface KernelRegion {
+  ensure(bytes: number): number
 }
 
 let kernel: Q8Kernel | null | undefined
@@ -207,7 +231,7 @@ let enabled = true
 
 type SumFn = (q: number, n: number, acc: number, sc: number, off: number, B: number, w: number) => number
 type FinishFn = (acc: number, b: number, n: number, scale: number, div: number) => void
-type FuseFn = (n: number, k: number, off: number, B: number, sc: number, q: number, stride: number, sp: number, acc: number, base: number, flags: number, scale: number, div: number) => number
+type FuseFn = (n: number, k: number, off: number, B: number, pt: number, ptk: number, out: number, sp: number, acc: number, base: number, flags: number, scale: number, div: number) => number
 
 /** 2^-k for div = 2^k (k >= 0, a normal reciprocal), else null. */
 function reciprocalOfPowerOfTwo(div: number): number | null {
@@ -218,89 +242,162 @@ function reciprocalOfPowerOfTwo(div: number): number | null {
 
 const up16 = (x: number) => Math.ceil(x / 16) * 16
 
-/** Where things are for pieces of up to cap values: acc, base, splats (16 bytes per input, scales then weights), then the slots (scales, values). */
-function layout(cap: number) {
-  const sp = up16(12 * cap)
-  const slots = sp + 32 * FUSE_INPUTS
+/**
+ * Where things are, from the region's start `o`, for pieces of up to cap values: acc, base,
+ * splats (16 bytes per input, scales then weights), the input table (8 bytes per input: scales
+ * and values addresses), then the slots (scales, values).
+ */
+function layout(cap: number, o = 0) {
+  const sp = o + up16(12 * cap)
+  const table = sp + 32 * FUSE_INPUTS
+  const slots = table + 8 * FUSE_INPUTS
   const qOff = up16(4 * (cap + 1))
   const stride = qOff + up16(cap + 16)
-  return { base: 8 * cap, sp, sc: slots, q: slots + qOff, stride, end: slots + FUSE_INPUTS * stride }
+  return { acc: o, base: o + 8 * cap, sp, table, sc: slots, q: slots + qOff, stride, end: slots + FUSE_INPUTS * stride }
 }
 
-function instantiate(): Q8Kernel | null {
-  try {
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(moduleBytes()))
-    const ex = instance.exports
-    const memory = ex.mem as WebAssembly.Memory
-    const [sum, sumW, setFn, setW] = ['sum', 'sumW', 'set', 'setW'].map((n) => ex[n] as SumFn)
-    const finishDiv = ex.finishDiv as FinishFn
-    const finishMul = ex.finishMul as FinishFn
-    const fuse = ex.fuse as FuseFn
-    const fuseF32 = ex.fuseF32 as FuseFn
-    let cap = 0
-    let at = layout(0)
-    let qViews: Uint8Array[] = []
-    let scaleViews: Float32Array[] = []
-    let f32Views: Float32Array[] = []
-    /** fuse's flags, weight splats and divisor. */
-    const prepare = (inputs: number, weights: readonly number[] | undefined, first: boolean, last: boolean, div: number): [number, number] => {
-      let flags = (first ? 1 : 0) | (last ? 2 : 0)
-      if (weights) {
-        flags |= 4
-        const splats = new Float64Array(memory.buffer, at.sp + 16 * FUSE_INPUTS, 2 * inputs)
-        for (let k = 0; k < inputs; k++) splats.fill(weights[k], 2 * k, 2 * k + 2)
-      }
-      const r = last ? reciprocalOfPowerOfTwo(div) : null
-      if (r !== null) flags |= 8
-      return [flags, r ?? div]
+/** Bytes of a kernel region for pieces of up to cap values. */
+export function kernelRegionBytes(cap: number): number {
+  return layout(cap).end
+}
+
+let compiled: WebAssembly.Module | null | undefined
+
+function kernelModule(): WebAssembly.Module | null {
+  if (compiled === undefined) {
+    try {
+      compiled = new WebAssembly.Module(moduleBytes())
+    } catch {
+      compiled = null // no WebAssembly SIMD here: the JS loop does the work
     }
-    return {
-      memory,
-      sum(n, acc, off, B, w, set) {
-        const f = set ? (w === 1 ? setFn : setW) : w === 1 ? sum : sumW
-        return f(at.q, n, acc.byteOffset, at.sc, off, B, w)
-      },
-      fuse(n, inputs, off, B, weights, first, last, scale, div) {
-        const [flags, d] = prepare(inputs, weights, first, last, div)
-        return fuse(n, inputs, off, B, at.sc, at.q, at.stride, at.sp, 0, at.base, flags, scale, d)
-      },
-      fuseF32(n, inputs, weights, first, last, scale, div) {
-        const [flags, d] = prepare(inputs, weights, first, last, div)
-        return fuseF32(n, inputs, 0, 0, 0, at.sc, at.stride, at.sp, 0, at.base, flags, scale, d)
-      },
-      finish(acc, n, scale, div) {
-        const r = reciprocalOfPowerOfTwo(div)
-        if (r === null) finishDiv(acc.byteOffset, at.base, n, scale, div)
-        else finishMul(acc.byteOffset, at.base, n, scale, r)
-      },
-      accumulator(want: number) {
-        const need = layout(want).end
-        if (memory.buffer.byteLength < need) memory.grow(Math.ceil((need - memory.buffer.byteLength) / 65536))
+  }
+  return compiled
+}
+
+/** A kernel working in `region` of `memory` (a shared memory of the kernel arena). */
+export function kernelOn(memory: WebAssembly.Memory, region: KernelRegion): Q8Kernel | null {
+  const module = kernelModule()
+  if (!module) return null
+  const ex = new WebAssembly.Instance(module, { k: { mem: memory } }).exports
+  const [sum, sumW, setFn, setW] = ['sum', 'sumW', 'set', 'setW'].map((n) => ex[n] as SumFn)
+  const finishDiv = ex.finishDiv as FinishFn
+  const finishMul = ex.finishMul as FinishFn
+  const fuse = ex.fuse as FuseFn
+  const fuseF32 = ex.fuseF32 as FuseFn
+  let cap = -1
+  let at = layout(0)
+  let buffer = memory.buffer
+  let qViews: Uint8Array[] = []
+  let scaleViews: Float32Array[] = []
+  let f32Views: Float32Array[] = []
+  let table = new Int32Array(0)
+  /** fuse's flags, weight splats and divisor. */
+  const prepare = (inputs: number, weights: readonly number[] | undefined, first: boolean, last: boolean, div: number): [number, number] => {
+    let flags = (first ? 1 : 0) | (last ? 2 : 0)
+    if (weights) {
+      flags |= 4
+      const splats = new Float64Array(buffer, at.sp + 16 * FUSE_INPUTS, 2 * inputs)
+      for (let k = 0; k < inputs; k++) splats.fill(weights[k], 2 * k, 2 * k + 2)
+    }
+    const r = last ? reciprocalOfPowerOfTwo(div) : null
+    if (r !== null) flags |= 8
+    return [flags, r ?? div]
+  }
+  // The region is shared memory: nothing may be written before accumulator() has placed it.
+  const placed = () => {
+    if (cap < 0) throw new Error('q8 kernel: accumulator() must lay out its region first')
+  }
+  const k: Q8Kernel = {
+    memory,
+    sum(n, acc, off, B, w, set) {
+      placed()
+      const f = set ? (w === 1 ? setFn : setW) : w === 1 ? sum : sumW
+      return f(at.q, n, acc.byteOffset, at.sc, off, B, w)
+    },
+    fuse(n, inputs, off, B, weights, first, last, scale, div, ends) {
+      placed()
+      const [flags, d] = prepare(inputs, weights, first, last, div)
+      return fuse(n, inputs, off, B, at.table, 0, ends?.out ?? at.base, at.sp, at.acc, ends?.base ?? at.base, flags, scale, d)
+    },
+    fuseF32(n, inputs, weights, first, last, scale, div, ends) {
+      placed()
+      const [flags, d] = prepare(inputs, weights, first, last, div)
+      return fuseF32(n, inputs, 0, 0, at.table, 0, ends?.out ?? at.base, at.sp, at.acc, ends?.base ?? at.base, flags, scale, d)
+    },
+    finish(acc, n, scale, div) {
+      placed()
+      const r = reciprocalOfPowerOfTwo(div)
+      if (r === null) finishDiv(acc.byteOffset, at.base, n, scale, div)
+      else finishMul(acc.byteOffset, at.base, n, scale, r)
+    },
+    accumulator(want: number) {
+      if (want !== cap) {
+        const o = region.ensure(layout(want).end)
         cap = want
-        at = layout(cap)
-        qViews = Array.from({ length: FUSE_INPUTS }, (_, k) => new Uint8Array(memory.buffer, at.q + k * at.stride, cap))
-        scaleViews = Array.from({ length: FUSE_INPUTS }, (_, k) => new Float32Array(memory.buffer, at.sc + k * at.stride, cap + 1))
+        at = layout(cap, o)
+        buffer = memory.buffer
+        markKernelBuffer(buffer)
+        qViews = Array.from({ length: FUSE_INPUTS }, (_, k) => new Uint8Array(buffer, at.q + k * at.stride, cap))
+        scaleViews = Array.from({ length: FUSE_INPUTS }, (_, k) => new Float32Array(buffer, at.sc + k * at.stride, cap + 1))
         // A slot's stride holds cap + 1 scales and cap + 16 bytes: more than cap floats.
-        f32Views = Array.from({ length: FUSE_INPUTS }, (_, k) => new Float32Array(memory.buffer, at.sc + k * at.stride, cap))
-        return new Float64Array(memory.buffer, 0, want)
-      },
-      slotQ: (k) => qViews[k],
-      slotScales: (k) => scaleViews[k],
-      slotF32: (k) => f32Views[k],
-      baseArea() {
-        return new Float32Array(memory.buffer, at.base, cap)
-      },
-    }
-  } catch {
-    return null // no WebAssembly SIMD here: the JS loop does the work
+        f32Views = Array.from({ length: FUSE_INPUTS }, (_, k) => new Float32Array(buffer, at.sc + k * at.stride, cap))
+        table = new Int32Array(buffer, at.table, 2 * FUSE_INPUTS)
+      }
+      return new Float64Array(buffer, at.acc, want)
+    },
+    slotQ: (k) => qViews[k],
+    slotScales: (k) => scaleViews[k],
+    slotF32: (k) => f32Views[k],
+    pointSlot(k) {
+      placed()
+      table[2 * k] = at.sc + k * at.stride
+      table[2 * k + 1] = at.q + k * at.stride
+    },
+    point(k, sc, q) {
+      placed()
+      table[2 * k] = sc
+      table[2 * k + 1] = q
+    },
+    baseArea() {
+      return new Float32Array(buffer, at.base, cap)
+    },
+    holds: (view) => kernelAddress(view) !== undefined,
+  }
+  return k
+}
+
+/** A region of the process's kernel arena that moves (taken anew, the old one given back) when it must grow. */
+function arenaRegion(arena: KernelArena): KernelRegion {
+  let at = -1
+  let size = 0
+  return {
+    ensure(bytes) {
+      if (bytes <= size) return at
+      const next = arena.alloc(bytes)
+      if (next === undefined) throw new RangeError(`kernel arena: no room for ${bytes} bytes of kernel scratch`)
+      if (at >= 0) arena.release(at)
+      at = next
+      size = bytes
+      return at
+    },
   }
 }
 
-/** The kernel, or null when disabled or WebAssembly SIMD is not available. */
+function instantiate(): Q8Kernel | null {
+  const arena = kernelModule() && kernelArena()
+  return arena ? kernelOn(arena.memory, arenaRegion(arena)) : null
+}
+
+/** The kernel of this thread, or null when disabled or WebAssembly SIMD (or shared memory) is not available. */
 export function q8Kernel(): Q8Kernel | null {
   if (!enabled) return null
   if (kernel === undefined) kernel = instantiate()
   return kernel
+}
+
+/** Make `k` this thread's kernel (a helper thread's, on the arena it was handed). */
+export function setQ8Kernel(k: Q8Kernel | null): void {
+  kernel = k
 }
 
 /** Turn the kernel off (or on again): tests compare it with the JS loop. */

@@ -2,6 +2,7 @@ import type { DeltaReader, SectionStream } from '../codec/index.js'
 import { FUSE_INPUTS, q8Kernel, type Q8Kernel } from '../codec/wasm-q8.js'
 import { sortedNames, type TensorMap } from '../model/tensors.js'
 import { copyArray } from '../util/copy.js'
+import { kernelAddress } from '../codec/kernel-arena.js'
 import { planSplit } from './split.js'
 import { runWithHelpers, verifyFiles } from './threads.js'
 import type { FusionContext, FusionDelta } from './types.js'
@@ -159,6 +160,9 @@ export function fuseStaged(kernel: Q8Kernel, streams: SectionStream[], weights: 
     groups.push({ streams: streams.slice(g, g + FUSE_INPUTS), weights: w.some((x) => x !== 1) ? w : undefined })
   }
   const area = kernel.baseArea()
+  // A base and result in the kernel arena are read and written in place; else through the base area.
+  const baseAt = kernelAddress(b)
+  const outAt = kernelAddress(data)
   for (let start = lo; start < hi; start += chunk) {
     const count = Math.min(chunk, hi - start)
     for (let g = 0; g < groups.length; g++) {
@@ -166,19 +170,20 @@ export function fuseStaged(kernel: Q8Kernel, streams: SectionStream[], weights: 
       let ok = true
       for (let k = 0; k < group.length; k++) ok = group[k].stage!(k, count) && ok
       const last = g === groups.length - 1
-      if (last) copyArray(area, b.subarray(start, start + count))
+      if (last && baseAt === undefined) copyArray(area, b.subarray(start, start + count))
+      const ends = last ? { base: baseAt === undefined ? area.byteOffset : baseAt + 4 * start, out: outAt === undefined ? area.byteOffset : outAt + 4 * start } : undefined
       const w = groups[g].weights
       const flagged =
         format.kind === 'q8'
-          ? kernel.fuse(count, group.length, start % format.B, format.B, w, g === 0, last, scale, div)
-          : kernel.fuseF32(count, group.length, w, g === 0, last, scale, div)
+          ? kernel.fuse(count, group.length, start % format.B, format.B, w, g === 0, last, scale, div, ends)
+          : kernel.fuseF32(count, group.length, w, g === 0, last, scale, div, ends)
       if (flagged !== 0 || !ok) {
         // Name the first error in delta order, as adding delta by delta would.
         for (let k = 0; k < group.length; k++) group[k].check!(k, count)
         // Float32 sums of finite values can still overflow (huge weights), as in the JS loop.
         if (format.kind === 'q8') throw new Error('q8 kernel: a piece was flagged but holds no error')
       }
-      if (last) copyArray(data, area.subarray(0, count), start)
+      if (last && outAt === undefined) copyArray(data, area.subarray(0, count), start)
     }
   }
 }

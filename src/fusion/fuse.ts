@@ -6,6 +6,7 @@ import { FileBytes, openDelta, openDeltaSource, payloadDigests, type DecodeExpec
 import { hashTensors } from './hash.js'
 import { applyNormBound, type NormBound } from './norm-bound.js'
 import { fusionRuleIds, getFusionRule } from './registry.js'
+import { kernelAddress } from '../codec/kernel-arena.js'
 import { helpersUsable, isShared, tensorArray, type SharedSource } from './threads.js'
 import type { FusionContext, FusionDelta, FusionParams, FusionRule } from './types.js'
 
@@ -134,7 +135,7 @@ function sharedInputs(deltas: readonly (DeltaInput | DeltaFileInput)[], inputs: 
   for (const [k, d] of deltas.entries()) {
     const reader = inputs[k].reader
     if ('file' in d) sources.set(d.id, { source: { id: d.id, file: d.file }, reader })
-    else if (isShared(d.payload)) sources.set(d.id, { source: { id: d.id, bytes: d.payload }, reader })
+    else if (isShared(d.payload)) sources.set(d.id, { source: { id: d.id, bytes: d.payload, at: kernelAddress(d.payload) }, reader })
     else return undefined
   }
   return { sources, verified: new Set() }
@@ -143,13 +144,20 @@ function sharedInputs(deltas: readonly (DeltaInput | DeltaFileInput)[], inputs: 
 function checkInto(base: TensorMap, into: TensorMap, deltas: readonly (DeltaInput | DeltaFileInput)[]): void {
   const names = sortedNames(base)
   if (into.size !== names.length) throw new RangeError(`fuseRound: into has ${into.size} tensors, the base ${names.length}`)
-  const taken = new Set<ArrayBufferLike>([...base.values()].map((t) => t.data.buffer))
-  for (const d of deltas) if ('payload' in d) taken.add(d.payload.buffer)
+  const taken = [...base.values()].map((t) => t.data as ArrayBufferView)
+  for (const d of deltas) if ('payload' in d) taken.push(d.payload)
   for (const name of names) {
     const t = into.get(name)
     if (!t || t.data.length !== base.get(name)!.data.length) throw new RangeError(`fuseRound: into lacks tensor ${name} of ${base.get(name)!.data.length} values`)
-    if (taken.has(t.data.buffer)) throw new RangeError(`fuseRound: into's tensor ${name} shares memory with the base or a payload`)
+    if (taken.some((v) => overlap(v, t.data))) throw new RangeError(`fuseRound: into's tensor ${name} shares memory with the base or a payload`)
   }
+}
+
+/** Whether two views share bytes: on one buffer, or in the kernel arena (many buffer objects of one memory), with overlapping ranges. */
+function overlap(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  const arena = kernelAddress(a) !== undefined && kernelAddress(b) !== undefined
+  if (!arena && a.buffer !== b.buffer) return false
+  return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength
 }
 
 function openInput(d: DeltaInput | DeltaFileInput, expect: DecodeExpect, verified: boolean, files: { id: string; bytes: FileBytes }[]): DeltaReader {

@@ -1,4 +1,5 @@
 import { littleEndianHost } from '../codec/le.js'
+import { kernelAddress } from '../codec/kernel-arena.js'
 import { sortedNames, type TensorMap } from '../model/tensors.js'
 import { fusionThreads, isShared, MIN_SPLIT, type HelperJob, type SharedSource } from './threads.js'
 import type { StagedFormat } from './accumulate.js'
@@ -59,7 +60,9 @@ export function planSplit(base: TensorMap, deltas: readonly FusionDelta[], outpu
     const b = base.get(name)!.data
     const n = b.length
     const cut = (j: number) => Math.min(n, Math.round((n * j * h) / sum.chunk) * sum.chunk)
-    for (let j = 0; j < t - 1; j++) if (cut(j + 1) > cut(j)) jobs[j].ranges.push({ name, lo: cut(j), hi: cut(j + 1), base: b, out: outputs.get(name)! })
+    const out = outputs.get(name)!
+    const [baseAt, outAt] = [kernelAddress(b), kernelAddress(out)]
+    for (let j = 0; j < t - 1; j++) if (cut(j + 1) > cut(j)) jobs[j].ranges.push({ name, lo: cut(j), hi: cut(j + 1), base: b, out, baseAt, outAt })
     ownStart.set(name, cut(t - 1))
   }
   if (ownStart.size === 0) return undefined

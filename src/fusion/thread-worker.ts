@@ -1,6 +1,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads'
 import { FileBytes, openDelta, openDeltaSource, type DeltaReader } from '../codec/index.js'
-import { q8Kernel } from '../codec/wasm-q8.js'
+import { markKernelBuffer } from '../codec/kernel-arena.js'
+import { kernelOn, setQ8Kernel } from '../codec/wasm-q8.js'
 import { fuseRange } from './accumulate.js'
 import { verifyFiles, type HelperJob, type HelperResult } from './threads.js'
 
@@ -25,9 +26,24 @@ parentPort!.on('message', (job: HelperJob) => {
 })
 
 function fuseRanges(job: HelperJob): void {
-  const kernel = q8Kernel()
+  if (!job.kernel) throw new Error('no region of the kernel arena for this helper')
+  const { memory, at, bytes } = job.kernel
+  const kernel = kernelOn(memory, {
+    ensure(need) {
+      if (need > bytes) throw new RangeError(`helper kernel region of ${bytes} bytes cannot hold ${need}`)
+      return at
+    },
+  })
   if (!kernel) throw new Error('no WebAssembly SIMD in this thread')
+  setQ8Kernel(kernel)
   kernel.accumulator(job.chunk)
+  // Payloads, bases and results in the arena arrive on buffer objects of this thread's own: known, they are read and written in place.
+  const inArena = (view: ArrayBufferView, at: number | undefined) => at !== undefined && at === view.byteOffset && markKernelBuffer(view.buffer)
+  for (const s of job.sources) if ('bytes' in s) inArena(s.bytes, s.at)
+  for (const r of job.ranges) {
+    inArena(r.base, r.baseAt)
+    inArena(r.out, r.outAt)
+  }
   const expect = { layout: new Map(job.layout.map(([name, shape]) => [name, { shape }])), round: job.round, baseHash: job.baseHash }
   const files: FileBytes[] = []
   try {
@@ -39,7 +55,7 @@ function fuseRanges(job: HelperJob): void {
       files.push(bytes)
       return openDeltaSource(bytes, expect, true)
     })
-    for (const r of job.ranges) fuseRange(readers, r.name, r.base, r.out, r.lo, r.hi, { kernel, ...job })
+    for (const r of job.ranges) fuseRange(readers, r.name, r.base, r.out, r.lo, r.hi, { ...job, kernel })
   } finally {
     for (const f of files) f.close()
   }

@@ -1,6 +1,8 @@
 import { availableParallelism } from 'node:os'
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads'
 import { FileBytes } from '../codec/index.js'
+import { kernelArena } from '../codec/kernel-arena.js'
+import { kernelRegionBytes } from '../codec/wasm-q8.js'
 import type { StagedFormat } from './accumulate.js'
 
 /**
@@ -20,16 +22,28 @@ const HELPER_TIMEOUT_MS = 300_000
 /** A helper thread that is not running this long after it was created never will be (its code did not load). */
 const STARTUP_TIMEOUT_MS = 30_000
 
-/** Where a helper reads a delta: its file in the store, or a payload in shared memory. */
-export type SharedSource = { readonly id: string; readonly file: string } | { readonly id: string; readonly bytes: Uint8Array }
+/** Where a helper reads a delta: its file in the store, or a payload in shared memory (`at`: its address, when in the kernel arena). */
+export type SharedSource = { readonly id: string; readonly file: string } | { readonly id: string; readonly bytes: Uint8Array; readonly at?: number }
 
-/** One helper's share of one tensor: coordinates [lo, hi); `base` and `out` are whole tensors in shared memory. */
+/** The kernel arena and the helper's region of it (set by runWithHelpers). */
+export interface HelperKernel {
+  memory: WebAssembly.Memory
+  at: number
+  bytes: number
+}
+
+/**
+ * One helper's share of one tensor: coordinates [lo, hi); `base` and `out` are whole tensors in
+ * shared memory (`baseAt`, `outAt`: their addresses, when in the kernel arena).
+ */
 export interface TensorRange {
   name: string
   lo: number
   hi: number
   base: Float32Array
   out: Float32Array
+  baseAt?: number
+  outAt?: number
 }
 
 export interface HelperJob {
@@ -48,6 +62,7 @@ export interface HelperJob {
   format: StagedFormat
   /** Files this helper checks whole (sha256 against the id, container checksum) after fusing. */
   verify: { id: string; file: string }[]
+  kernel?: HelperKernel
 }
 
 export interface HelperResult {
@@ -68,11 +83,43 @@ export function setFusionThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1 || n > 64) throw new RangeError(`fusion threads must be an integer from 1 to 64, got ${n}`)
   threads = n
   for (const h of helpers.splice(n - 1)) h?.worker.terminate()
+  for (const r of regions.splice(n - 1)) if (r) kernelArena()!.release(r.at)
 }
 
-/** A float32 array of `length` values, in shared memory when helpers could fuse it. */
+/** Each helper's region of the kernel arena, kept from one fusion to the next. */
+const regions: ({ at: number; bytes: number } | undefined)[] = []
+
+/** Helper i's region of at least `bytes` bytes, or undefined when the arena cannot give one. */
+function helperRegion(i: number, bytes: number): HelperKernel | undefined {
+  const arena = kernelArena()
+  if (!arena) return undefined
+  let r = regions[i]
+  if (!r || r.bytes < bytes) {
+    const at = arena.alloc(bytes)
+    if (at === undefined) return undefined
+    if (r) arena.release(r.at)
+    r = regions[i] = { at, bytes }
+  }
+  return { memory: arena.memory, ...r }
+}
+
+/** Gives a tensorArray's region of the kernel arena back once the array is garbage. */
+const reclaim = new FinalizationRegistry<number>((at) => kernelArena()?.release(at))
+
+/**
+ * A float32 array of `length` zeros, in shared memory when helpers could fuse it: in the kernel
+ * arena when it has room (fusion's kernels then read it and write it in place), else in a
+ * SharedArrayBuffer of its own. An arena array's region is given back when the array itself is
+ * garbage, so a view of it must not outlive it (fusion's views are taken and dropped within a call).
+ */
 export function tensorArray(length: number): Float32Array {
-  return threads > 1 && length >= MIN_SPLIT ? new Float32Array(new SharedArrayBuffer(length * 4)) : new Float32Array(length)
+  if (!(threads > 1 && length >= MIN_SPLIT)) return new Float32Array(length)
+  const arena = kernelArena()
+  const at = arena?.alloc(length * 4)
+  if (at === undefined) return new Float32Array(new SharedArrayBuffer(length * 4))
+  const a = new Float32Array(arena!.buffer(), at, length).fill(0)
+  reclaim.register(a, at)
+  return a
 }
 
 export function isShared(a: ArrayBufferView): boolean {
@@ -143,7 +190,8 @@ export function runWithHelpers(jobs: HelperJob[], own: () => void): HelperResult
   const running = jobs.map((job, i) => {
     const h = helper(i)
     Atomics.store(h.status, 0, 0)
-    h.worker.postMessage(job)
+    // A helper's kernel works in its own region of the arena, where it also finds payloads that lie there.
+    h.worker.postMessage({ ...job, kernel: helperRegion(i, kernelRegionBytes(job.chunk)) })
     return h
   })
   let results: HelperResult[] = []
