@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { encodeDelta, payloadDigests } from '../src/codec/index.js'
-import { kernelBytes, releaseKernelBytes } from '../src/codec/kernel-arena.js'
-import { FUSE_INPUTS, q8Kernel, useQ8Kernel } from '../src/codec/wasm-q8.js'
+import { kernelBytes, newKernelMemory, releaseKernelBytes } from '../src/codec/kernel-arena.js'
+import { FUSE_INPUTS, kernelOn, q8Kernel, setQ8Kernel, useQ8Kernel } from '../src/codec/wasm-q8.js'
 import { CHUNK } from '../src/fusion/accumulate.js'
 import { DeltaRejectedError, fuseRound, hashTensors, type DeltaFileInput, type DeltaInput, type FuseOptions } from '../src/fusion/index.js'
 import { encodeSafetensors } from '../src/model/safetensors.js'
@@ -205,6 +205,21 @@ describe('fusion kernel paths', () => {
       assert.ok(untouched(), 'nothing was copied into the slots')
       assert.ok(want.equals(outcome(ds, {}, true) as Buffer))
       assert.ok(!untouched(), 'payloads outside the arena are copied into the slots')
+    }
+  })
+
+  it('a kernel on a memory of its own copies arena payloads in rather than reading addresses of another memory', () => {
+    const memory = newKernelMemory()!
+    const own = kernelOn(memory, { ensure: (bytes) => (memory.grow(Math.max(0, Math.ceil((bytes - memory.buffer.byteLength) / 65536))), 0) }, false)!
+    const arenaKernel = q8Kernel()
+    for (const ds of [deltas(8, () => 16), f32Deltas(3)]) {
+      const want = outcome(ds, {}, false) as Buffer
+      setQ8Kernel(own)
+      try {
+        withArena(ds, (a) => assert.ok(want.equals(outcome(a, { chunk: 100 }, true) as Buffer)))
+      } finally {
+        setQ8Kernel(arenaKernel)
+      }
     }
   })
 })

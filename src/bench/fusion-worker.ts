@@ -7,8 +7,8 @@ import { decodeSafetensors, encodeSafetensors } from '../model/safetensors.js'
 import type { TensorMap } from '../model/tensors.js'
 import { sha256Hex } from '../util/hash.js'
 import { copyArray } from '../util/copy.js'
-import { FUSE_INPUTS, q8Kernel } from '../codec/wasm-q8.js'
-import { kernelBytes } from '../codec/kernel-arena.js'
+import { FUSE_INPUTS, kernelOn, q8Kernel, setQ8Kernel } from '../codec/wasm-q8.js'
+import { kernelBytes, newKernelMemory } from '../codec/kernel-arena.js'
 import { sortedNames } from '../model/tensors.js'
 import { childMain } from './child.js'
 import { parallelCopyTimer } from './parallel-copy.js'
@@ -230,16 +230,21 @@ async function fuse(job: Extract<FusionJob, { mode: 'fuse' }>): Promise<FuseResu
 /**
  * The kernel alone on one thread, tensor by tensor, with every delta's tensor and the base
  * already in its memory (staged whole, not timed; the best of `repeats` calls per tensor): what
- * fusion would take without copying each piece into and the result out of the kernel's memory,
- * i.e. if bases and payloads lived there. Undefined for deltas the kernel does not take at once.
+ * fusion would take without reading any piece from outside the kernel's working area. A kernel
+ * of its own (its memory grows to whole tensors, which the arena need not hold). Undefined for
+ * deltas the kernel does not take at once.
  */
 function inPlaceKernel(base: TensorMap, payloads: Uint8Array[], repeats: number): number | undefined {
-  const kernel = q8Kernel()
+  const memory = newKernelMemory()
+  const kernel = memory && kernelOn(memory, { ensure: (bytes) => (memory.grow(Math.max(0, Math.ceil((bytes - memory.buffer.byteLength) / 65536))), 0) }, false)
   const readers = payloads.map((p) => openDelta(p, { layout: base }))
   if (!kernel || readers.length > FUSE_INPUTS || !readers.every((r) => r.codec === 'q8-block')) return undefined
   const names = sortedNames(base)
-  kernel.accumulator(Math.max(...names.map((n) => base.get(n)!.data.length)))
+  const fusing = q8Kernel()
+  // The streams stage into this thread's kernel: this one, for the while.
+  setQ8Kernel(kernel)
   try {
+    kernel.accumulator(Math.max(...names.map((n) => base.get(n)!.data.length)))
     let seconds = 0
     for (const name of names) {
       const b = base.get(name)!.data
@@ -251,7 +256,7 @@ function inPlaceKernel(base: TensorMap, payloads: Uint8Array[], repeats: number)
     }
     return seconds
   } finally {
-    kernel.accumulator(CHUNK)
+    setQ8Kernel(fusing)
   }
 }
 

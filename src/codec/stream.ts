@@ -137,8 +137,8 @@ export class F32Stream extends DecodingStream {
   /** The next `count` values as the kernel's input `slot`, for its `fuseF32`: where they lie in the arena, or copied into the slot. */
   stage(slot: number, count: number, copy = false): boolean {
     const kernel = q8Kernel()!
-    const at = this.src.address
-    if (at !== undefined && !copy) {
+    const at = kernel.arena && !copy ? this.src.address : undefined
+    if (at !== undefined) {
       this.stagedBytes = this.src.read(this.pos * 4, count * 4, 1)
       kernel.point(slot, 0, at + this.pos * 4)
     } else {
@@ -277,7 +277,7 @@ export class Q8Stream implements SectionStream {
     const kernel = q8Kernel()!
     const g0 = this.pos
     const B = this.B
-    const at = copy ? undefined : this.src.address
+    const at = kernel.arena && !copy ? this.src.address : undefined
     const b0 = Math.floor(g0 / B)
     let q: Uint8Array
     if (at !== undefined) {

@@ -213,6 +213,8 @@ export interface Q8Kernel {
   /** Whether `view` lies in the kernel's memory (its address there is then view.byteOffset). */
   holds(view: ArrayBufferView): boolean
   readonly memory: WebAssembly.Memory
+  /** Whether the memory is the kernel arena, so that payloads, bases and results there are read and written in place. */
+  readonly arena: boolean
 }
 
 /** Addresses, in the kernel's memory, of a piece of the base and of the result it is finished into. */
@@ -274,8 +276,8 @@ function kernelModule(): WebAssembly.Module | null {
   return compiled
 }
 
-/** A kernel working in `region` of `memory` (a shared memory of the kernel arena). */
-export function kernelOn(memory: WebAssembly.Memory, region: KernelRegion): Q8Kernel | null {
+/** A kernel working in `region` of `memory`: the kernel arena's (`arena`), or a memory of its own (everything it adds is then copied in). */
+export function kernelOn(memory: WebAssembly.Memory, region: KernelRegion, arena = true): Q8Kernel | null {
   const module = kernelModule()
   if (!module) return null
   const ex = new WebAssembly.Instance(module, { k: { mem: memory } }).exports
@@ -291,6 +293,8 @@ export function kernelOn(memory: WebAssembly.Memory, region: KernelRegion): Q8Ke
   let scaleViews: Float32Array[] = []
   let f32Views: Float32Array[] = []
   let table = new Int32Array(0)
+  /** A memory of its own: the buffer objects its views are on. */
+  const own = new WeakSet<ArrayBufferLike>()
   /** fuse's flags, weight splats and divisor. */
   const prepare = (inputs: number, weights: readonly number[] | undefined, first: boolean, last: boolean, div: number): [number, number] => {
     let flags = (first ? 1 : 0) | (last ? 2 : 0)
@@ -336,7 +340,8 @@ export function kernelOn(memory: WebAssembly.Memory, region: KernelRegion): Q8Ke
         cap = want
         at = layout(cap, o)
         buffer = memory.buffer
-        markKernelBuffer(buffer)
+        if (arena) markKernelBuffer(buffer)
+        else own.add(buffer)
         qViews = Array.from({ length: FUSE_INPUTS }, (_, k) => new Uint8Array(buffer, at.q + k * at.stride, cap))
         scaleViews = Array.from({ length: FUSE_INPUTS }, (_, k) => new Float32Array(buffer, at.sc + k * at.stride, cap + 1))
         // A slot's stride holds cap + 1 scales and cap + 16 bytes: more than cap floats.
@@ -361,7 +366,8 @@ export function kernelOn(memory: WebAssembly.Memory, region: KernelRegion): Q8Ke
     baseArea() {
       return new Float32Array(buffer, at.base, cap)
     },
-    holds: (view) => kernelAddress(view) !== undefined,
+    holds: (view) => (arena ? kernelAddress(view) !== undefined : own.has(view.buffer)),
+    arena,
   }
   return k
 }

@@ -161,8 +161,8 @@ export function fuseStaged(kernel: Q8Kernel, streams: SectionStream[], weights: 
   }
   const area = kernel.baseArea()
   // A base and result in the kernel arena are read and written in place; else through the base area.
-  const baseAt = kernelAddress(b)
-  const outAt = kernelAddress(data)
+  const baseAt = kernel.arena ? kernelAddress(b) : undefined
+  const outAt = kernel.arena ? kernelAddress(data) : undefined
   for (let start = lo; start < hi; start += chunk) {
     const count = Math.min(chunk, hi - start)
     for (let g = 0; g < groups.length; g++) {
