@@ -6,6 +6,7 @@ import { classifierForward, encoderForward, positionIds, type Weights } from '..
 import { initBody, initHead } from '../src/model/init.js'
 import { Rng } from '../src/model/prng.js'
 import { encodeSafetensors } from '../src/model/safetensors.js'
+import { fusionThreads, hashTensors, setFusionThreads, tensorArray } from '../src/fusion/index.js'
 import type { TensorMap } from '../src/model/tensors.js'
 import { encodeBatch, fnv1a32, HashedWordTokenizer, splitWords } from '../src/model/tokenizer.js'
 import { sha256Hex } from '../src/util/hash.js'
@@ -84,6 +85,19 @@ describe('model: prng and init', () => {
     assert.equal(ha, GOLDEN_BODY)
     assert.equal(sha256Hex(encodeSafetensors(initHead(config, 3, 'coldfusion-golden'))), GOLDEN_HEAD3)
     assert.notEqual(sha256Hex(encodeSafetensors(initBody(config, 'other'))), ha)
+    // hashTensors hashes the same bytes part by part (no model-sized copy), also from shared memory and the kernel arena.
+    assert.equal(hashTensors(a), ha)
+    const threads = fusionThreads()
+    setFusionThreads(2)
+    try {
+      for (const alloc of [(n: number) => new Float32Array(new SharedArrayBuffer(4 * n)), tensorArray]) {
+        const moved = new Map([...a].map(([name, t]) => [name, { shape: t.shape, data: alloc(t.data.length) }]))
+        for (const [name, t] of moved) t.data.set(a.get(name)!.data)
+        assert.equal(hashTensors(moved), ha)
+      }
+    } finally {
+      setFusionThreads(threads)
+    }
   })
 
   it('has exactly the Hugging Face RobertaModel names and shapes', () => {

@@ -28,6 +28,22 @@ export interface EncodeOptions {
 }
 
 export function encodeSafetensors(tensors: TensorMap, metadata?: Record<string, string>, opts: EncodeOptions = {}): Uint8Array {
+  const parts = safetensorsParts(tensors, metadata, opts)
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0))
+  let pos = 0
+  for (const p of parts) {
+    out.set(p, pos)
+    pos += p.length
+  }
+  return out
+}
+
+/**
+ * The bytes of encodeSafetensors in order, without joining them: the length and header, then each
+ * tensor's data (on a little-endian host, F32 data is a view of the tensor itself, not a copy),
+ * so that hashing a model does not need a model-sized buffer.
+ */
+export function safetensorsParts(tensors: TensorMap, metadata?: Record<string, string>, opts: EncodeOptions = {}): Uint8Array[] {
   const names = sortedNames(tensors)
   const dtypeOf = (name: string): DType => (typeof opts.dtype === 'function' ? opts.dtype(name) : (opts.dtype ?? 'F32'))
   const header: Record<string, unknown> = {}
@@ -51,18 +67,16 @@ export function encodeSafetensors(tensors: TensorMap, metadata?: Record<string, 
   // Pad the header with spaces to an 8-byte boundary, as the reference implementation does.
   while ((8 + Buffer.byteLength(json)) % 8 !== 0) json += ' '
   const headerBytes = Buffer.from(json, 'utf8')
-  const out = new Uint8Array(8 + headerBytes.length + offset)
-  new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true)
-  out.set(headerBytes, 8)
-  let pos = 8 + headerBytes.length
+  const head = new Uint8Array(8 + headerBytes.length)
+  new DataView(head.buffer).setBigUint64(0, BigInt(headerBytes.length), true)
+  head.set(headerBytes, 8)
+  const parts: Uint8Array[] = [head]
   for (const name of names) {
     const t = tensors.get(name)!
     const dtype = dtypeOf(name)
-    const raw = dtype === 'F32' ? f32ToLE(t.data) : dtype === 'F16' ? f32ToF16(t.data, name) : f32ToBF16(t.data)
-    out.set(raw, pos)
-    pos += raw.length
+    parts.push(dtype === 'F32' ? f32ToLE(t.data) : dtype === 'F16' ? f32ToF16(t.data, name) : f32ToBF16(t.data))
   }
-  return out
+  return parts
 }
 
 const DTYPE_BYTES: Record<DType, number> = { F32: 4, F16: 2, BF16: 2 }
