@@ -1,11 +1,10 @@
-import { isMainThread } from 'node:worker_threads'
-
 /**
- * The fusion kernels' shared memory: one WebAssembly memory per process that the kernel of every
- * fusion thread imports. Each thread's scratch (its pieces and sums) is a region of it, and so can
- * be a delta's payload: the kernel then adds the payload's values where they lie instead of
- * copying every piece into its scratch first. Regions are handed out and taken back by the main
- * thread only; helper threads are told where their scratch and the payloads are.
+ * The fusion kernels' shared memory: one WebAssembly memory that the kernel of every fusion thread
+ * imports. Each thread's scratch (its pieces and sums) is a region of it, and so can be a delta's
+ * payload and a large base or result tensor: the kernel then reads and writes them where they
+ * lie instead of copying every piece in and out. Regions are handed out and taken back by the
+ * thread that owns the arena (the main thread, for fusion); helper threads are told where their
+ * scratch, the payloads and the tensors are.
  */
 
 /** 4 GiB, all a 32-bit memory can address. Address space is reserved, pages are used as written. */
@@ -112,10 +111,10 @@ export function kernelAddress(view: ArrayBufferView): number | undefined {
 
 let arena: KernelArena | null | undefined
 
-/** The process's arena (main thread only: helper threads are handed regions of it), or null. */
+/** This thread's arena (fusion's helper threads do not use theirs: they work in the caller's), or null. */
 export function kernelArena(): KernelArena | null {
   if (arena !== undefined) return arena
-  const memory = isMainThread ? newKernelMemory() : null
+  const memory = newKernelMemory()
   arena = memory && new KernelArena(memory)
   return arena
 }
