@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { encodeDelta, payloadDigests } from '../src/codec/index.js'
-import { kernelBytes, newKernelMemory, releaseKernelBytes } from '../src/codec/kernel-arena.js'
-import { FUSE_INPUTS, kernelOn, q8Kernel, setQ8Kernel, useQ8Kernel } from '../src/codec/wasm-q8.js'
+import { kernelBytes, releaseKernelBytes } from '../src/codec/kernel-arena.js'
+import { FUSE_INPUTS, ownKernel, q8Kernel, setQ8Kernel, useQ8Kernel } from '../src/codec/wasm-q8.js'
 import { CHUNK } from '../src/fusion/accumulate.js'
 import { DeltaRejectedError, fuseRound, hashTensors, type DeltaFileInput, type DeltaInput, type FuseOptions } from '../src/fusion/index.js'
 import { encodeSafetensors } from '../src/model/safetensors.js'
@@ -209,8 +209,7 @@ describe('fusion kernel paths', () => {
   })
 
   it('a kernel on a memory of its own copies arena payloads in rather than reading addresses of another memory', () => {
-    const memory = newKernelMemory()!
-    const own = kernelOn(memory, { ensure: (bytes) => (memory.grow(Math.max(0, Math.ceil((bytes - memory.buffer.byteLength) / 65536))), 0) }, false)!
+    const own = ownKernel()!
     const arenaKernel = q8Kernel()
     for (const ds of [deltas(8, () => 16), f32Deltas(3)]) {
       const want = outcome(ds, {}, false) as Buffer

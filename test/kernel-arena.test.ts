@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { KernelArena, kernelAddress, kernelBytes, newKernelMemory, releaseKernelBytes } from '../src/codec/kernel-arena.js'
+import { ArenaRegion, KernelArena, kernelAddress, kernelBytes, newKernelMemory, releaseKernelBytes } from '../src/codec/kernel-arena.js'
 
 /** The kernel arena's regions: aligned, never overlapping, given back and merged, bounded by the memory's maximum. */
 
@@ -41,6 +41,19 @@ describe('kernel arena', () => {
     assert.notEqual(arena.alloc(65536), undefined, 'the rest still fits')
     arena.release(a)
     assert.equal(new KernelArena(newKernelMemory()!).alloc(2 ** 32 + 1), undefined, 'past the 4 GiB a memory can address')
+  })
+
+  it('a region moves only to grow, gives the old one back, and keeps it when the arena cannot give more', () => {
+    const arena = new KernelArena(new WebAssembly.Memory({ initial: 1, maximum: 2, shared: true }))
+    const r = new ArenaRegion(arena)
+    const a = r.ensure(1000)!
+    assert.equal(r.ensure(500), a, 'smaller: the same region')
+    const b = r.ensure(5000)!
+    assert.equal(arena.usage().used, 5056, 'the 1000-byte region was given back')
+    assert.equal(r.ensure(3 * 65536), undefined, 'past the maximum')
+    assert.equal(r.at, b, 'the old region kept')
+    r.release()
+    assert.equal(arena.usage().used, 0)
   })
 
   it('knows its views (also after the memory grew) and no others', () => {

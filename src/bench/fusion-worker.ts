@@ -7,8 +7,8 @@ import { decodeSafetensors, encodeSafetensors } from '../model/safetensors.js'
 import type { TensorMap } from '../model/tensors.js'
 import { sha256Hex } from '../util/hash.js'
 import { copyArray } from '../util/copy.js'
-import { FUSE_INPUTS, kernelOn, q8Kernel, setQ8Kernel } from '../codec/wasm-q8.js'
-import { kernelBytes, newKernelMemory } from '../codec/kernel-arena.js'
+import { FUSE_INPUTS, ownKernel, q8Kernel, setQ8Kernel } from '../codec/wasm-q8.js'
+import { kernelBytes } from '../codec/kernel-arena.js'
 import { sortedNames } from '../model/tensors.js'
 import { childMain } from './child.js'
 import { parallelCopyTimer } from './parallel-copy.js'
@@ -235,8 +235,7 @@ async function fuse(job: Extract<FusionJob, { mode: 'fuse' }>): Promise<FuseResu
  * deltas the kernel does not take at once.
  */
 function inPlaceKernel(base: TensorMap, payloads: Uint8Array[], repeats: number): number | undefined {
-  const memory = newKernelMemory()
-  const kernel = memory && kernelOn(memory, { ensure: (bytes) => (memory.grow(Math.max(0, Math.ceil((bytes - memory.buffer.byteLength) / 65536))), 0) }, false)
+  const kernel = ownKernel()
   const readers = payloads.map((p) => openDelta(p, { layout: base }))
   if (!kernel || readers.length > FUSE_INPUTS || !readers.every((r) => r.codec === 'q8-block')) return undefined
   const names = sortedNames(base)

@@ -84,6 +84,32 @@ export class KernelArena {
   }
 }
 
+/** A region of an arena that moves (taken anew, the old one given back) when it must grow: a kernel's scratch. */
+export class ArenaRegion {
+  at = -1
+  bytes = 0
+
+  constructor(private readonly arena: KernelArena) {}
+
+  /** The address of a region of at least `bytes` bytes, or undefined (the old region kept) when the arena cannot give one. */
+  ensure(bytes: number): number | undefined {
+    if (bytes <= this.bytes) return this.at
+    const next = this.arena.alloc(bytes)
+    if (next === undefined) return undefined
+    this.release()
+    this.at = next
+    this.bytes = bytes
+    return next
+  }
+
+  /** Give the region back to the arena. */
+  release(): void {
+    if (this.at >= 0) this.arena.release(this.at)
+    this.at = -1
+    this.bytes = 0
+  }
+}
+
 /** A new shared memory for kernels, or null where WebAssembly has no shared memory. */
 export function newKernelMemory(): WebAssembly.Memory | null {
   try {

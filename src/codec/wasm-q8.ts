@@ -20,7 +20,7 @@
 
 import { F32, F64, I32, V128, get, memarg, op, section, set, simd, sleb, str, uleb, v } from './wasm-asm.js'
 import { FUSE_TYPE, fuseBody, fuseF32Body } from './wasm-q8-fuse.js'
-import { ARENA_MAX_PAGES, kernelAddress, kernelArena, markKernelBuffer, type KernelArena } from './kernel-arena.js'
+import { ARENA_MAX_PAGES, ArenaRegion, kernelAddress, kernelArena, markKernelBuffer, newKernelMemory } from './kernel-arena.js'
 
 // sum's locals: params 0..6, then i32 i, end, ap, k, bad; f32 s; v128 S, W, M, VBAD, X, LO, HI, F.
 const [Q, N, ACC, SC, OFF, BS, W_] = [0, 1, 2, 3, 4, 5, 6]
@@ -212,7 +212,6 @@ export interface Q8Kernel {
   finish(acc: Float64Array, n: number, scale: number, div: number): void
   /** Whether `view` lies in the kernel's memory (its address there is then view.byteOffset). */
   holds(view: ArrayBufferView): boolean
-  readonly memory: WebAssembly.Memory
   /** Whether the memory is the kernel arena, so that payloads, bases and results there are read and written in place. */
   readonly arena: boolean
 }
@@ -312,7 +311,6 @@ export function kernelOn(memory: WebAssembly.Memory, region: KernelRegion, arena
     if (cap < 0) throw new Error('q8 kernel: accumulator() must lay out its region first')
   }
   const k: Q8Kernel = {
-    memory,
     sum(n, acc, off, B, w, set) {
       placed()
       const f = set ? (w === 1 ? setFn : setW) : w === 1 ? sum : sumW
@@ -372,26 +370,25 @@ export function kernelOn(memory: WebAssembly.Memory, region: KernelRegion, arena
   return k
 }
 
-/** A region of the process's kernel arena that moves (taken anew, the old one given back) when it must grow. */
-function arenaRegion(arena: KernelArena): KernelRegion {
-  let at = -1
-  let size = 0
-  return {
-    ensure(bytes) {
-      if (bytes <= size) return at
-      const next = arena.alloc(bytes)
-      if (next === undefined) throw new RangeError(`kernel arena: no room for ${bytes} bytes of kernel scratch`)
-      if (at >= 0) arena.release(at)
-      at = next
-      size = bytes
-      return at
-    },
-  }
+/** A kernel on a memory of its own, which grows to what accumulator() asks (everything it adds is copied in). */
+export function ownKernel(): Q8Kernel | null {
+  const memory = newKernelMemory()
+  if (!memory) return null
+  const grow = (bytes: number) => memory.grow(Math.max(0, Math.ceil((bytes - memory.buffer.byteLength) / 65536)))
+  return kernelOn(memory, { ensure: (bytes) => (grow(bytes), 0) }, false)
 }
 
 function instantiate(): Q8Kernel | null {
   const arena = kernelModule() && kernelArena()
-  return arena ? kernelOn(arena.memory, arenaRegion(arena)) : null
+  if (!arena) return null
+  const region = new ArenaRegion(arena)
+  return kernelOn(arena.memory, {
+    ensure(bytes) {
+      const at = region.ensure(bytes)
+      if (at === undefined) throw new RangeError(`kernel arena: no room for ${bytes} bytes of kernel scratch`)
+      return at
+    },
+  })
 }
 
 /** The kernel of this thread, or null when disabled or WebAssembly SIMD (or shared memory) is not available. */

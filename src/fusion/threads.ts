@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os'
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads'
 import { FileBytes } from '../codec/index.js'
-import { kernelArena } from '../codec/kernel-arena.js'
+import { ArenaRegion, kernelArena } from '../codec/kernel-arena.js'
 import { kernelRegionBytes } from '../codec/wasm-q8.js'
 import type { StagedFormat } from './accumulate.js'
 
@@ -83,24 +83,19 @@ export function setFusionThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1 || n > 64) throw new RangeError(`fusion threads must be an integer from 1 to 64, got ${n}`)
   threads = n
   for (const h of helpers.splice(n - 1)) h?.worker.terminate()
-  for (const r of regions.splice(n - 1)) if (r) kernelArena()!.release(r.at)
+  for (const r of regions.splice(n - 1)) r?.release()
 }
 
 /** Each helper's region of the kernel arena, kept from one fusion to the next. */
-const regions: ({ at: number; bytes: number } | undefined)[] = []
+const regions: (ArenaRegion | undefined)[] = []
 
 /** Helper i's region of at least `bytes` bytes, or undefined when the arena cannot give one. */
 function helperRegion(i: number, bytes: number): HelperKernel | undefined {
   const arena = kernelArena()
   if (!arena) return undefined
-  let r = regions[i]
-  if (!r || r.bytes < bytes) {
-    const at = arena.alloc(bytes)
-    if (at === undefined) return undefined
-    if (r) arena.release(r.at)
-    r = regions[i] = { at, bytes }
-  }
-  return { memory: arena.memory, ...r }
+  const r = (regions[i] ??= new ArenaRegion(arena))
+  const at = r.ensure(bytes)
+  return at === undefined ? undefined : { memory: arena.memory, at, bytes: r.bytes }
 }
 
 /** Gives a tensorArray's region of the kernel arena back once the array is garbage. */
