@@ -169,6 +169,30 @@ describe('fusion on helper threads', function () {
     rejected(() => fuseRound(shareable(base0), [files[0], { ...files[2], file: path('absent.cfd') }], { baseHash, verified: true }), 'not-found')
   })
 
+  it("rejects a bad block scale in a helper's share or the caller's, naming the same delta and block as one thread does", () => {
+    const ds = deltas(3, 256)
+    // d.wide, the last tensor: its scales, then its values, then the 8-byte trailer.
+    const m = SHAPES['d.wide'][0] * SHAPES['d.wide'][1]
+    const nb = Math.ceil(m / 256)
+    const scalesAt = ds[1].payload.length - 8 - m - 4 * nb
+    // Block 0 lies in a helper's share (helpers fuse the start of a split tensor), the last block in the caller's.
+    for (const [block, bytes, reason] of [[0, [0, 0, 0x80, 0xbf], 'malformed'], [nb - 1, [0, 0, 0xc0, 0x7f], 'non-finite']] as const) {
+      const p = new Uint8Array(ds[1].payload)
+      p.set(bytes, scalesAt + 4 * block)
+      const bad = resealed(p)
+      const id = payloadDigests(bad).id
+      const inputs = [ds[0], { id, payload: bad, examples: ds[1].examples }, ds[2]]
+      for (const threads of [1, 2, 3]) {
+        setFusionThreads(threads)
+        for (const [where, list] of [['files', toFiles(inputs)], ['shared', inputs.map((d) => ({ ...d, payload: inShared(d.payload) }))], ['arena', inputs.map((d) => ({ ...d, payload: inArena(d.payload) }))]] as const) {
+          const e = rejected(() => fuseRound(shareable(base0), list, { baseHash, verified: true }), reason)
+          assert.equal(e.deltaId, id, `block ${block}, ${threads} threads, ${where}`)
+          assert.match(e.message, new RegExp(`block ${block} has an invalid scale`), `${threads} threads, ${where}`)
+        }
+      }
+    }
+  })
+
   it("the daemon's fusion port: its bases are shared, so fusing the store's files uses the helpers, with the same bytes", () => {
     const { def } = createSwarmDefinition({ codec: 'q8-block', seed: 'threads' })
     const ds = deltas(5, def.compression.blockSize ?? 256)

@@ -15,9 +15,16 @@ import { kernelAddress } from './kernel-arena.js'
 const MIN_NORMAL_F32 = 2 ** -126
 const SCALE_WINDOW = 1 << 18
 
-/** The per-block float32 scales at the start of a blockwise section, validated as decodeInto does. */
+/**
+ * The per-block float32 scales at the start of a blockwise section, validated as decodeInto does.
+ * From a file they are copied in windows (all of a tensor's at once when they fit), so the file is
+ * read front to back; in memory each call checks just the blocks it asks for, read in place when
+ * aligned (a helper thread fusing part of a tensor checks only its part).
+ */
 class BlockScales {
-  private vals = new Float32Array(0)
+  private vals: Float32Array<ArrayBufferLike> = new Float32Array(0)
+  /** Where copied scales go (vals may instead be a view of the section). */
+  private copies = new Float32Array(0)
   private lo = 0
   private hi = 0
   /** First invalid block of the window (Infinity if none): reported only when reached, as decodeInto would. */
@@ -30,13 +37,17 @@ class BlockScales {
     private readonly maxScale: number,
     private readonly range: string,
   ) {
-    if (nb <= SCALE_WINDOW) this.load(0, nb)
+    if (nb <= SCALE_WINDOW && !src.inMemory) this.load(0, nb)
   }
 
   /** Make blocks [b0, b1) available. */
   ensure(b0: number, b1: number): void {
-    if (b0 >= this.lo && b1 <= this.hi) return
-    this.load(b0, Math.min(this.nb, Math.max(b1, b0 + SCALE_WINDOW)))
+    if (b0 >= this.lo && b1 <= this.hi) {
+      // A thread fusing part of a tensor starts past its first blocks: an invalid one there is not its to report.
+      if (this.bad < b0) this.scan(b0)
+      return
+    }
+    this.load(b0, this.src.inMemory ? b1 : Math.min(this.nb, Math.max(b1, b0 + SCALE_WINDOW)))
   }
 
   /** Copy the scales of blocks [b0, b1) (made available by ensure) to dest[0, b1 - b0); false if one of them is invalid. */
@@ -67,24 +78,35 @@ class BlockScales {
   private load(b0: number, b1: number): void {
     const n = b1 - b0
     const bytes = this.src.read(b0 * 4, n * 4, 0)
-    if (this.vals.length < n) this.vals = new Float32Array(n)
-    const v = this.vals
-    if (littleEndianHost) new Uint8Array(v.buffer, 0, n * 4).set(bytes)
+    let v: Float32Array
+    if (littleEndianHost && this.src.inMemory && bytes.byteOffset % 4 === 0) v = new Float32Array(bytes.buffer, bytes.byteOffset, n)
     else {
-      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-      for (let i = 0; i < n; i++) v[i] = dv.getFloat32(i * 4, true)
+      if (this.copies.length < n) this.copies = new Float32Array(n)
+      v = this.copies
+      if (littleEndianHost) new Uint8Array(v.buffer, 0, n * 4).set(bytes)
+      else {
+        const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+        for (let i = 0; i < n; i++) v[i] = dv.getFloat32(i * 4, true)
+      }
     }
+    this.vals = v
     this.lo = b0
     this.hi = b1
+    this.scan(b0)
+  }
+
+  /** Finds the first invalid block of the window from block `from` on. */
+  private scan(from: number): void {
+    const v = this.vals
+    const max = this.maxScale
     this.bad = Infinity
-    for (let i = 0; i < n; i++) {
+    for (let i = from - this.lo, n = this.hi - this.lo; i < n; i++) {
       const s = v[i]
-      const zero = s === 0 && !Object.is(s, -0)
-      if (!zero && !(s >= MIN_NORMAL_F32 && s <= this.maxScale)) {
-        this.bad = b0 + i
-        this.badScale = s
-        break
-      }
+      if (s >= MIN_NORMAL_F32 && s <= max) continue
+      if (s === 0 && !Object.is(s, -0)) continue
+      this.bad = this.lo + i
+      this.badScale = s
+      break
     }
   }
 }
@@ -467,6 +489,7 @@ export function subSource(src: SectionSource, offset: number, len: number): Sect
   return {
     byteLength: len,
     address: src.address === undefined ? undefined : src.address + offset,
+    inMemory: src.inMemory,
     read(o, l, slot) {
       inSection(o, l, len)
       return src.read(offset + o, l, slot)
@@ -488,6 +511,7 @@ export function memorySource(bytes: Uint8Array): SectionSource {
   return {
     byteLength: bytes.length,
     address: kernelAddress(bytes),
+    inMemory: true,
     read(o, l) {
       inSection(o, l, bytes.length)
       return bytes.subarray(o, o + l)

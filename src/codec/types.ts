@@ -88,6 +88,8 @@ export interface SectionSource {
   readInto?(offset: number, len: number, dest: Uint8Array): void
   /** Where the section's first byte lies in the kernel arena, when it does: the kernel then reads it in place. */
   readonly address?: number
+  /** The section is in memory: read's views (of any slot) stay valid, views of the section itself. */
+  readonly inMemory?: boolean
 }
 
 /**
