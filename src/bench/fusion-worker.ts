@@ -49,8 +49,12 @@ export interface FuseResult {
   /** Threads fusion used (fusionThreads), and fuseSeconds' path on one thread. */
   threads: number
   fuseOneThreadSeconds: number
-  /** In memory only: the same payload bytes copied on `threads` threads (memmove, shared memory), as fusion splits its work. */
+  /** In memory only: the same payload bytes copied on `threads` threads, as fusion splits its work (memory.copy in the kernel arena, see parallel-copy.ts). */
   memcpyThreadsSeconds?: number
+  /** In memory only: that copy on one thread. */
+  memcpyArenaSeconds?: number
+  /** Whether those copies ran in the arena (memory.copy) rather than with Buffer.copy. */
+  memcpyThreadsInArena?: boolean
   /** Peak RSS of this process (base, result, fusion and, in memory, the payloads), read after the first fusion. */
   peakRssMb: number
   /** In memory only: the one-time id check on receipt (sha256 of every payload), not part of fuseSeconds. */
@@ -212,9 +216,16 @@ async function fuse(job: Extract<FusionJob, { mode: 'fuse' }>): Promise<FuseResu
   const memcpyA = memcpy(job.repeats)
   const fuseSeconds = best(job.repeats, () => fuseRound(base, deltas, { baseHash, verified: true, into }))
   const fuseOneThreadSeconds = oneThread(job.repeats, () => fuseRound(base, deltas, { baseHash, verified: true, into }))
-  const parallel = await parallelCopyTimer(shared, job.threads)
-  const memcpyThreadsSeconds = await parallel.time(job.repeats)
-  await parallel.close()
+  const copyOn = async (threads: number) => {
+    const timer = await parallelCopyTimer(shared, threads)
+    try {
+      return { seconds: await timer.time(job.repeats), inArena: timer.inArena }
+    } finally {
+      await timer.close()
+    }
+  }
+  const arenaCopy = await copyOn(1)
+  const threadsCopy = await copyOn(job.threads)
   fuseFreshSeconds = Math.min(fuseFreshSeconds, best(job.repeats - 1, () => fuseRound(base, deltas, { baseHash, verified: true })))
   const fuseUnverifiedSeconds = best(job.repeats, () => fuseRound(base, deltas, { baseHash, into }))
   const memcpyB = memcpy(job.repeats)
@@ -222,7 +233,7 @@ async function fuse(job: Extract<FusionJob, { mode: 'fuse' }>): Promise<FuseResu
   const inPlaceKernelSeconds = inPlaceKernel(base, payloads, job.repeats)
   return {
     source: 'memory', deltas: job.deltas, params, payloadBytes,
-    memcpySeconds: Math.min(memcpyA, memcpyB), fuseSeconds, fuseFreshSeconds, threads: job.threads, fuseOneThreadSeconds, memcpyThreadsSeconds, peakRssMb,
+    memcpySeconds: Math.min(memcpyA, memcpyB), fuseSeconds, fuseFreshSeconds, threads: job.threads, fuseOneThreadSeconds, memcpyThreadsSeconds: threadsCopy.seconds, memcpyArenaSeconds: arenaCopy.seconds, memcpyThreadsInArena: threadsCopy.inArena, peakRssMb,
     idHashSeconds, fuseUnverifiedSeconds, decodeSeconds, baseHashSeconds, outputTouchSeconds, inPlaceKernelSeconds,
   }
 }

@@ -1,9 +1,10 @@
 import { parentPort, workerData } from 'node:worker_threads'
-import { copyRange } from './parallel-copy.js'
+import { arenaCopier, copyRange, type CopyJob } from './parallel-copy.js'
 
 /** A thread of parallelCopyTimer: copies the byte range it is sent. */
-const { sources, dest } = workerData as { sources: Uint8Array[]; dest: Uint8Array }
+const job = workerData as CopyJob
+const copy = job.memory && job.at ? arenaCopier(job.memory) : undefined
 parentPort!.on('message', ({ lo, hi }: { lo: number; hi: number }) => {
-  copyRange(sources, dest, lo, hi)
+  copyRange(job, copy, lo, hi)
   parentPort!.postMessage('done')
 })
