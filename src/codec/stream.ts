@@ -18,18 +18,24 @@ const SCALE_WINDOW = 1 << 18
 /**
  * The per-block float32 scales at the start of a blockwise section, validated as decodeInto does.
  * From a file they are copied in windows (all of a tensor's at once when they fit), so the file is
- * read front to back; in memory each call checks just the blocks it asks for, read in place when
- * aligned (a helper thread fusing part of a tensor checks only its part).
+ * read front to back; in memory they are read where they lie (sections need not be 4-byte
+ * aligned), and each call checks just the blocks it asks for (a helper thread fusing part of a
+ * tensor checks only its part).
  */
 class BlockScales {
-  private vals: Float32Array<ArrayBufferLike> = new Float32Array(0)
-  /** Where copied scales go (vals may instead be a view of the section). */
-  private copies = new Float32Array(0)
+  /** In memory: every scale of the section, where it lies. */
+  private view: DataView | undefined
+  /** From a file: the scales of blocks [lo, hi), copied. */
+  private vals = new Float32Array(0)
   private lo = 0
   private hi = 0
-  /** First invalid block of the window (Infinity if none): reported only when reached, as decodeInto would. */
+  /** Blocks [from, to) are checked: the first invalid one is `bad` (Infinity if none), reported only when reached, as decodeInto would. */
+  private from = 0
+  private to = 0
   private bad = Infinity
   private badScale = 0
+  /** Whether a checked block before `bad` has scale 0 (its values must then all be 0). */
+  private zero = false
 
   constructor(
     private readonly src: SectionSource,
@@ -37,23 +43,27 @@ class BlockScales {
     private readonly maxScale: number,
     private readonly range: string,
   ) {
-    if (nb <= SCALE_WINDOW && !src.inMemory) this.load(0, nb)
+    if (src.inMemory) {
+      const all = src.read(0, nb * 4, 0)
+      this.view = new DataView(all.buffer, all.byteOffset, all.byteLength)
+      this.hi = nb
+    } else if (nb <= SCALE_WINDOW) this.ensure(0, nb)
   }
 
-  /** Make blocks [b0, b1) available. */
+  /** Make blocks [b0, b1) available and checked. */
   ensure(b0: number, b1: number): void {
-    if (b0 >= this.lo && b1 <= this.hi) {
+    if (b0 >= this.from && b1 <= this.to) {
       // A thread fusing part of a tensor starts past its first blocks: an invalid one there is not its to report.
-      if (this.bad < b0) this.scan(b0)
+      if (this.bad < b0) this.scan(b0, this.to)
       return
     }
-    this.load(b0, this.src.inMemory ? b1 : Math.min(this.nb, Math.max(b1, b0 + SCALE_WINDOW)))
+    if (!(b0 >= this.lo && b1 <= this.hi)) this.load(b0, Math.min(this.nb, Math.max(b1, b0 + SCALE_WINDOW)))
+    this.scan(b0, this.view ? b1 : this.hi)
   }
 
   /** Copy the scales of blocks [b0, b1) (made available by ensure) to dest[0, b1 - b0); false if one of them is invalid. */
   copy(dest: Float32Array, b0: number, b1: number): boolean {
-    const v = this.vals
-    for (let b = b0, at = b0 - this.lo; b < b1; b++) dest[b - b0] = v[at++]
+    for (let b = b0; b < b1; b++) dest[b - b0] = this.at(b)
     return this.bad >= b1
   }
 
@@ -62,9 +72,14 @@ class BlockScales {
     return this.bad >= b1
   }
 
+  /** Whether some block the last ensure checked may have scale 0 (false: none has). */
+  get someZero(): boolean {
+    return this.zero
+  }
+
   /** Block b's scale (made available by ensure), unchecked. */
   at(b: number): number {
-    return this.vals[b - this.lo]
+    return this.view ? this.view.getFloat32(4 * b, true) : this.vals[b - this.lo]
   }
 
   get(b: number): number {
@@ -72,39 +87,40 @@ class BlockScales {
       const s = this.badScale
       throw new PayloadError(`block ${b} has an invalid scale ${s} (must be 0 or in [2^-126, ${this.range}])`, Number.isFinite(s) ? 'malformed' : 'non-finite')
     }
-    return this.vals[b - this.lo]
+    return this.at(b)
   }
 
+  /** From the file: blocks [b0, b1) copied. */
   private load(b0: number, b1: number): void {
     const n = b1 - b0
     const bytes = this.src.read(b0 * 4, n * 4, 0)
-    let v: Float32Array
-    if (littleEndianHost && this.src.inMemory && bytes.byteOffset % 4 === 0) v = new Float32Array(bytes.buffer, bytes.byteOffset, n)
+    if (this.vals.length < n) this.vals = new Float32Array(n)
+    const v = this.vals
+    if (littleEndianHost) new Uint8Array(v.buffer, 0, n * 4).set(bytes)
     else {
-      if (this.copies.length < n) this.copies = new Float32Array(n)
-      v = this.copies
-      if (littleEndianHost) new Uint8Array(v.buffer, 0, n * 4).set(bytes)
-      else {
-        const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-        for (let i = 0; i < n; i++) v[i] = dv.getFloat32(i * 4, true)
-      }
+      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+      for (let i = 0; i < n; i++) v[i] = dv.getFloat32(i * 4, true)
     }
-    this.vals = v
     this.lo = b0
     this.hi = b1
-    this.scan(b0)
+    this.from = this.to = 0
   }
 
-  /** Finds the first invalid block of the window from block `from` on. */
-  private scan(from: number): void {
-    const v = this.vals
+  /** Checks blocks [from, to): the first invalid one, and whether one before it is 0. */
+  private scan(from: number, to: number): void {
     const max = this.maxScale
+    this.from = from
+    this.to = to
     this.bad = Infinity
-    for (let i = from - this.lo, n = this.hi - this.lo; i < n; i++) {
-      const s = v[i]
+    this.zero = false
+    for (let b = from; b < to; b++) {
+      const s = this.at(b)
       if (s >= MIN_NORMAL_F32 && s <= max) continue
-      if (s === 0 && !Object.is(s, -0)) continue
-      this.bad = this.lo + i
+      if (s === 0 && !Object.is(s, -0)) {
+        this.zero = true
+        continue
+      }
+      this.bad = b
       this.badScale = s
       break
     }
@@ -321,7 +337,7 @@ export class Q8Stream implements SectionStream {
     if (at !== undefined) ok = this.scales.valid(b1)
     else ok = this.scales.copy(kernel.slotScales(slot), b0, b1)
     // A zero block must hold only zeros; the kernel adds them (+0 or -0 leave the sum as it is).
-    for (let b = b0; ok && b < b1; b++) {
+    for (let b = b0; ok && this.scales.someZero && b < b1; b++) {
       if (this.scales.at(b) !== 0) continue
       const end = Math.min(count, (b + 1) * B - g0)
       for (let j = Math.max(0, b * B - g0); j < end; j++) if (q[j] !== 0) ok = false
