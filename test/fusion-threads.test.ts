@@ -19,7 +19,7 @@ import { sha256Hex } from '../src/util/hash.js'
 import { silentLogger } from '../src/util/log.js'
 import { freePorts } from '../src/util/ports.js'
 import { encodeDelta, openDelta, payloadDigests } from '../src/codec/index.js'
-import { kernelAddress, kernelBytes, releaseKernelBytes } from '../src/codec/kernel-arena.js'
+import { kernelAddress, kernelArena, kernelBytes, releaseKernelBytes } from '../src/codec/kernel-arena.js'
 import { deltaNorm, fuseRound, hashTensors, setFusionThreads, fusionThreads, tensorArray, type DeltaInput, type FuseOptions } from '../src/fusion/index.js'
 import { helperShare } from '../src/fusion/split.js'
 import { helperSharesDone, MIN_SPLIT } from '../src/fusion/threads.js'
@@ -132,6 +132,18 @@ describe('fusion on helper threads', function () {
     const held = shareable(base0)
     assert.notEqual(kernelAddress(held.get('a.big')!.data), undefined, 'a large base tensor lies in the arena')
     assert.throws(() => fuseRound(held, toFiles(ds), { baseHash, verified: true, into: held }), /shares memory with the base/)
+    // The same bytes seen through another buffer object of the arena's memory (one it gives after growing), and a tensor on a payload's bytes.
+    const arena = kernelArena()!
+    arena.memory.grow(1)
+    const grown = arena.buffer()
+    const big = held.get('a.big')!.data
+    assert.notEqual(grown, big.buffer, 'another buffer object of the same memory')
+    const intoWith = (name: string, data: Float32Array) => new Map([...first.result].map(([k, t]) => [k, k === name ? { shape: [data.length], data } : t]))
+    const alias = intoWith('a.big', new Float32Array(grown, kernelAddress(big)! + 4000, big.length))
+    assert.throws(() => fuseRound(held, toFiles(ds), { baseHash, verified: true, into: alias }), /tensor a\.big shares memory with the base/)
+    const payloads = ds.map((d) => ({ ...d, payload: new Uint8Array(d.payload) }))
+    const onPayload = intoWith('c.small', new Float32Array(payloads[2].payload.buffer, 0, 7 * 131))
+    assert.throws(() => fuseRound(held, payloads, { baseHash, verified: true, into: onPayload }), /tensor c\.small shares memory with the base or a payload/)
     const plain = fuseWith(2, ds)
     assert.equal(plain.hash, expected)
     assert.equal(plain.helped, 0, 'payloads in ordinary memory are not readable by helpers')

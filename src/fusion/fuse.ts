@@ -144,20 +144,30 @@ function sharedInputs(deltas: readonly (DeltaInput | DeltaFileInput)[], inputs: 
 function checkInto(base: TensorMap, into: TensorMap, deltas: readonly (DeltaInput | DeltaFileInput)[]): void {
   const names = sortedNames(base)
   if (into.size !== names.length) throw new RangeError(`fuseRound: into has ${into.size} tensors, the base ${names.length}`)
-  const taken = [...base.values()].map((t) => t.data as ArrayBufferView)
-  for (const d of deltas) if ('payload' in d) taken.push(d.payload)
+  // Each view's memory and byte range, looked up once (a model has hundreds of tensors).
+  const taken = new Map<object, [number, number][]>()
+  const note = (v: ArrayBufferView) => {
+    const [key, at] = where(v)
+    const list = taken.get(key) ?? []
+    list.push([at, at + v.byteLength])
+    taken.set(key, list)
+  }
+  for (const t of base.values()) note(t.data)
+  for (const d of deltas) if ('payload' in d) note(d.payload)
   for (const name of names) {
     const t = into.get(name)
     if (!t || t.data.length !== base.get(name)!.data.length) throw new RangeError(`fuseRound: into lacks tensor ${name} of ${base.get(name)!.data.length} values`)
-    if (taken.some((v) => overlap(v, t.data))) throw new RangeError(`fuseRound: into's tensor ${name} shares memory with the base or a payload`)
+    const [key, at] = where(t.data)
+    const end = at + t.data.byteLength
+    if (taken.get(key)?.some(([a, b]) => a < end && at < b)) throw new RangeError(`fuseRound: into's tensor ${name} shares memory with the base or a payload`)
   }
 }
 
-/** Whether two views share bytes: on one buffer, or in the kernel arena (many buffer objects of one memory), with overlapping ranges. */
-function overlap(a: ArrayBufferView, b: ArrayBufferView): boolean {
-  const arena = kernelAddress(a) !== undefined && kernelAddress(b) !== undefined
-  if (!arena && a.buffer !== b.buffer) return false
-  return a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength
+/** The kernel arena (many buffer objects of one memory, addressed from 0) stands as one memory; any other view is on its buffer. */
+const ARENA = {}
+function where(v: ArrayBufferView): [object, number] {
+  const at = kernelAddress(v)
+  return at === undefined ? [v.buffer, v.byteOffset] : [ARENA, at]
 }
 
 function openInput(d: DeltaInput | DeltaFileInput, expect: DecodeExpect, verified: boolean, files: { id: string; bytes: FileBytes }[]): DeltaReader {
