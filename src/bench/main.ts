@@ -72,7 +72,7 @@ const SIZES: Record<Mode, Sizes> = {
     fusion: { hidden: 768, layers: 12, deltas: [2, 4, 8], repeats: 3 },
     propagation: { nodes: [4, 8, 16], payloadBytes: 32 * 2 ** 20, repeats: 2, links: { mbit: 20, nodes: [4, 8, 16] } },
     train: { batches: [16, 64], wasmSteps: 20, cpuSteps: 3, loopSteps: 100, repeats: 3, torch: true },
-    sim: { series: [{ nodes: [8, 16, 32] }, { nodes: [16, 32, 64], contributorsPerRound: 8 }], rounds: 4, timeoutSec: 1800 },
+    sim: { series: [{ nodes: [8, 16, 32] }, { nodes: [8, 16, 32, 64], contributorsPerRound: 8 }], rounds: 4, timeoutSec: 1800 },
   },
 }
 
