@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads'
 import { ARENA_MAX_PAGES, kernelAddress, kernelArena, kernelBytes, releaseKernelBytes } from '../codec/kernel-arena.js'
-import { get, I32, op, section, str, uleb } from '../codec/wasm-asm.js'
+import { get, I32, importSharedMemory, op, section, str, uleb, WASM_HEADER } from '../codec/wasm-asm.js'
 
 /**
  * A plain copy of the payload bytes split over several threads, as fusion splits its work: each
@@ -15,9 +15,9 @@ import { get, I32, op, section, str, uleb } from '../codec/wasm-asm.js'
 const COPY_BODY = [0, ...get(0), ...get(1), ...get(2), 0xfc, 10, 0, 0, op.end]
 // (module (import "k" "mem" (memory 1 max shared)) (func (export "copy") (param dest src len) memory.copy))
 const COPY_MODULE = new Uint8Array([
-  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  ...WASM_HEADER,
   ...section(1, [1, 0x60, 3, I32, I32, I32, 0]),
-  ...section(2, [1, ...str('k'), ...str('mem'), 0x02, 0x03, ...uleb(1), ...uleb(ARENA_MAX_PAGES)]),
+  ...importSharedMemory(ARENA_MAX_PAGES),
   ...section(3, [1, 0]),
   ...section(7, [1, ...str('copy'), 0x00, 0]),
   ...section(10, [1, ...uleb(COPY_BODY.length), ...COPY_BODY]),

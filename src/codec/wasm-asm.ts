@@ -51,6 +51,12 @@ export function section(id: number, content: number[]): number[] {
 
 export const str = (s: string) => [...uleb(s.length), ...[...s].map((c) => c.charCodeAt(0))]
 
+/** A module's first 8 bytes: the magic number and version 1. */
+export const WASM_HEADER = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]
+
+/** The import section of a module whose one import is (import "k" "mem" (memory 1 maxPages shared)): the kernel arena's memory. */
+export const importSharedMemory = (maxPages: number) => section(2, [1, ...str('k'), ...str('mem'), 0x02, 0x03, ...uleb(1), ...uleb(maxPages)])
+
 export const v128Zero = () => v(simd.const, ...new Array(16).fill(0))
 
 /** while (!exit) body: `exit` leaves an i32 (non-zero ends the loop); body must not branch out. */

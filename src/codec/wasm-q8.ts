@@ -18,7 +18,7 @@
  * An input of `fuse` is a slot (staged) or a payload that lies in the arena (read in place).
  */
 
-import { F32, F64, I32, V128, get, memarg, op, section, set, simd, sleb, str, uleb, v } from './wasm-asm.js'
+import { F32, F64, I32, V128, get, importSharedMemory, memarg, op, section, set, simd, sleb, str, uleb, v, WASM_HEADER } from './wasm-asm.js'
 import { FUSE_TYPE, fuseBody, fuseF32Body } from './wasm-q8-fuse.js'
 import { ARENA_MAX_PAGES, ArenaRegion, kernelAddress, kernelArena, markKernelBuffer, newKernelMemory } from './kernel-arena.js'
 
@@ -161,10 +161,9 @@ function moduleBytes(): Uint8Array<ArrayBuffer> {
   const names = [...SUMS.map(([n]) => n), ...FINISHES.map(([n]) => n), 'fuse', 'fuseF32']
   const types = [...SUMS.map(() => 0), ...FINISHES.map(() => 1), 2, 2]
   return new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...WASM_HEADER,
     ...section(1, [3, 0x60, 7, I32, I32, I32, I32, I32, I32, F64, 1, I32, 0x60, 5, I32, I32, I32, F64, F64, 0, ...FUSE_TYPE]),
-    // (import "k" "mem" (memory 1 ARENA_MAX_PAGES shared))
-    ...section(2, [1, ...str('k'), ...str('mem'), 0x02, 0x03, ...uleb(1), ...uleb(ARENA_MAX_PAGES)]),
+    ...importSharedMemory(ARENA_MAX_PAGES),
     ...section(3, [types.length, ...types]),
     ...section(7, [names.length, ...names.flatMap((n, i) => [...str(n), 0x00, i])]),
     ...section(10, [bodies.length, ...bodies.flatMap((b) => [...uleb(b.length), ...b])]),
