@@ -121,6 +121,44 @@ describe('faults: crash, late join, partition (real libp2p)', function () {
     await recordRow('scenarios', { scenario: 'partition 2+2, heal', rounds: common, agreed: true, roundsToRecover: recovered, dataLost: 0 })
   })
 
+  it('two halves that reach their last round apart still end on one base once the partition heals', async () => {
+    const { def, nodes } = await makeSwarmHomes(4, { seed: 'late-heal', stepsPerRound: 3, batchSize: 8, minContributors: 2, collectTimeoutSec: 15, voteTimeoutSec: 5 }, 120)
+    const half = (peer: string): number => (nodes.findIndex((n) => n.peerId === peer) < 2 ? 0 : 1)
+    let partitioned = true
+    const gaterFor = (self: string): ConnectionGater => {
+      const cut = (peer: PeerId): boolean => partitioned && half(peer.toString()) !== half(self)
+      return { denyDialPeer: cut, denyInboundEncryptedConnection: cut, denyOutboundEncryptedConnection: cut }
+    }
+    const LAST = 2
+    const daemons = await Promise.all(nodes.map(async (n) => new Daemon({
+      home: n.home, config: await loadNodeConfig(new HomeLayout(n.home).config), log: silentLogger(), maxRounds: LAST,
+      connectionGater: gaterFor(n.peerId), startupListenMs: 1000,
+    })))
+    const runs = daemons.map((d) => d.run())
+    try {
+      await until('both halves finish their rounds apart', () => daemons.every((d) => d.status?.phase === 'done'), 180_000)
+      const apart = daemons.map((d) => d.status.baseHash)
+      assert.equal(apart[0], apart[1])
+      assert.equal(apart[2], apart[3])
+      assert.notEqual(apart[0], apart[2], 'the halves built different bases')
+      partitioned = false
+      await until('all nodes on one base again', () => new Set(daemons.map((d) => d.status.baseHash)).size === 1 && daemons.every((d) => d.status.phase === 'done'), 120_000)
+      const winner = daemons[0].status.baseHash
+      assert.ok(winner === apart[0] || winner === apart[2], 'the swarm ends on one of the halves\' bases, not a new one')
+      for (const d of daemons) assert.equal(d.status.round, LAST, 'no node goes past its last round')
+    } finally {
+      for (const d of daemons) d.stop('test finished')
+      await Promise.allSettled(runs)
+    }
+    const ledgers = await Promise.all(nodes.map((n) => Ledger.open(new HomeLayout(n.home).ledger, def.model.base.hash)))
+    const heads = ledgers.map((l) => l.chain().map((e) => e.hash))
+    for (const h of heads) assert.deepEqual(h, heads[0])
+    // The losing half recomputed and verified the winner's rounds, and says so in its ledger.
+    const switched = ledgers.filter((l) => l.all().some((e) => e.kind === 'switch'))
+    assert.equal(switched.length, 2, 'the two nodes of the losing half switched')
+    await recordRow('scenarios', { scenario: 'partition 2+2 until the last round, heal', rounds: LAST, agreed: true, roundsToRecover: 0, dataLost: 0 })
+  })
+
   it('gossip with 30% loss and 30% duplication still ends on one base, and any divergence is visible', async () => {
     const { def, nodes } = await makeSwarmHomes(3, { seed: 'lossy', stepsPerRound: 3, batchSize: 8, minContributors: 2, collectTimeoutSec: 15, voteTimeoutSec: 4 }, 120)
     const ROUNDS = 4

@@ -119,7 +119,7 @@ export function buildProgram(): Command {
     .option('--no-mdns', 'do not discover peers with mDNS (overrides config)')
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend (overrides config)').choices([...BACKENDS]))
     .addOption(new Option('--log-level <level>', 'log level (overrides config)').choices([...LOG_LEVELS]))
-    .option('--rounds <n>', 'stop taking part after this many committed rounds (keeps serving peers until stopped)', int('--rounds', 1))
+    .option('--rounds <n>', 'stop training after this many committed rounds (keeps serving peers, and takes the swarm\'s base for those rounds if it ended them on another, until stopped)', int('--rounds', 1))
     .action(async (o) => {
       process.exitCode = await startCommand({
         home: o.home, listen: o.listen, bootstrap: o.bootstrap, data: o.data, apiPort: o.apiPort, apiHost: o.apiHost,

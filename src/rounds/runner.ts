@@ -194,7 +194,12 @@ export class RoundRunner {
         if (this.d.maxRounds !== undefined && committed >= this.d.maxRounds) {
           this.setPhase('done')
           this.d.log.info({ round: committed, base: this.baseHash }, 'reached the requested number of rounds; serving peers until stopped')
-          await this.waker.until(() => false, { signal, pollMs: 60_000 }).catch(() => {})
+          try {
+            await this.followUntilStopped(committed, this.d.maxRounds, signal)
+          } catch (err) {
+            if (err instanceof SwitchedBase) continue
+            throw err
+          }
           return
         }
         try {
@@ -505,12 +510,32 @@ export class RoundRunner {
   }
 
   /**
-   * If the swarm builds on a base other than ours, catch up to it: fetch its lineage, recompute
-   * and verify every round, append them to the ledger, and restart the round loop on it.
+   * After the requested rounds: serve peers, and still take the swarm's choice of base for those
+   * rounds. Two halves of a partition that healed only as they reached the last round would
+   * otherwise stay apart for good, each on its own base.
    */
-  private async maybeSync(signal: AbortSignal): Promise<void> {
+  private async followUntilStopped(committed: number, lastRound: number, signal: AbortSignal): Promise<void> {
+    // As at a restart: the next round is the one our base (and our own commit) supports.
+    this.round = committed + 1
+    while (!signal.aborted) {
+      await this.waker.until(() => false, { signal, deadline: Date.now() + 1000 }).catch(() => undefined)
+      if (signal.aborted) return
+      await this.maybeSync(signal, lastRound).catch((err: unknown) => {
+        if (!signal.aborted) throw err
+      })
+    }
+  }
+
+  /**
+   * If the swarm builds on a base other than ours, catch up to it: fetch its lineage, recompute
+   * and verify every round, append them to the ledger, and restart the round loop on it. With
+   * `lastRound`, only a base of that round or earlier is taken.
+   */
+  private async maybeSync(signal: AbortSignal, lastRound?: number): Promise<void> {
     const head = this.swarmHead()
     if (!head || head.base === this.baseHash) return
+    // head.round is the round being built on head.base, so that base ends round head.round - 1.
+    if (lastRound !== undefined && head.round - 1 > lastRound) return
     const retryAt = this.unsyncable.get(head.base) ?? 0
     if (Date.now() < retryAt) return
     const providers = [...head.peers].filter((p) => p !== this.d.peerId)
