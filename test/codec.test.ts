@@ -7,6 +7,8 @@ import {
   encodeDelta,
   openDelta,
   residual,
+  codecIds,
+  getCodec,
   validateDelta,
   type DeltaMeta,
 } from '../src/codec/index.js'
@@ -151,6 +153,37 @@ describe('codec', () => {
       console.log(`      200k params: q8-block ${q8} bytes, f32 ${f32} bytes (${(f32 / q8).toFixed(2)}x)`)
     })
 
+    it('validate rejects exactly the sections decodeInto rejects, with the same error, without decoding', () => {
+      const q8 = getCodec('q8-block')!
+      const r = rng(77)
+      const odd = [0, -0, NaN, Infinity, -1, 1e-40, 2 ** -126, 3e38, 1e-3, 0.5]
+      let rejected = 0
+      for (let c = 0; c < 3000; c++) {
+        const B = [1, 2, 3, 7, 16][c % 5]
+        const n = 1 + Math.floor(r() * 40)
+        const nb = Math.ceil(n / B)
+        const section = new Uint8Array(nb * 4 + n)
+        const dv = new DataView(section.buffer)
+        // Mostly valid blocks, with the odd bad scale, zero block, stray value or -128.
+        for (let b = 0; b < nb; b++) dv.setFloat32(b * 4, r() < 0.9 ? 0.01 + r() : odd[Math.floor(r() * odd.length)], true)
+        for (let i = 0; i < n; i++) section[nb * 4 + i] = r() < 0.03 ? 0x80 : Math.floor(r() * 255) - 127
+        for (let b = 0; b < nb; b++) if (dv.getFloat32(b * 4, true) === 0 && r() < 0.7) section.fill(0, nb * 4 + b * B, nb * 4 + Math.min(n, (b + 1) * B))
+        const outcome = (f: () => void) => {
+          try {
+            f()
+            return 'ok'
+          } catch (err) {
+            assert.ok(err instanceof PayloadError, String(err))
+            return `${err.reason}: ${err.message}`
+          }
+        }
+        const decoded = outcome(() => q8.decodeInto(section, new Float32Array(n), { blockSize: B }))
+        assert.equal(outcome(() => q8.validate!(section, n, { blockSize: B })), decoded, `case ${c}: B ${B}, n ${n}`)
+        if (decoded !== 'ok') rejected++
+      }
+      assert.ok(rejected > 500 && rejected < 2500, `${rejected} of 3000 cases rejected: both outcomes must be exercised`)
+    })
+
     it('rejects bad block sizes in settings', () => {
       for (const blockSize of [0, -1, 1.5, 2 ** 21]) assert.throws(() => encodeDelta(randomDelta(1, { a: [3] }), { codec: 'q8-block', blockSize }, META), RangeError)
     })
@@ -158,6 +191,42 @@ describe('codec', () => {
 
   describe('container', () => {
     const d = randomDelta(11, SHAPES)
+    it('every codec with a validate agrees with its decodeInto on encoded sections and damaged copies of them', () => {
+      const r = rng(91)
+      const d12 = randomDelta(12, { a: [40, 25], b: [333] })
+      d12.get('a')!.data.fill(0, 0, 64)
+      let checked = 0
+      for (const id of codecIds()) {
+        const codec = getCodec(id)!
+        if (!codec.validate) continue
+        const params = codec.paramsFromSettings({ codec: id, blockSize: 16, densityPpm: 100_000 })
+        const names = [...d12.keys()].sort()
+        const { sections } = codec.encode(d12, names, params)
+        sections.forEach((section, k) => {
+          const n = d12.get(names[k])!.data.length
+          for (let c = 0; c < 200; c++) {
+            const s2 = section.slice()
+            // The first case as encoded; then byte flips, or a bad -128 / float in the front part.
+            for (let f = 0; c > 0 && f < 1 + Math.floor(r() * 3); f++) s2[Math.floor(r() * s2.length)] = r() < 0.5 ? 0x80 : Math.floor(r() * 256)
+            const outcome = (f: () => void) => {
+              try {
+                f()
+                return 'ok'
+              } catch (err) {
+                assert.ok(err instanceof PayloadError, `${id}: ${String(err)}`)
+                return `${err.reason}: ${err.message}`
+              }
+            }
+            const decoded = outcome(() => codec.decodeInto(s2, new Float32Array(n), params))
+            if (c === 0) assert.equal(decoded, 'ok', `${id}: its own encoding decodes`)
+            assert.equal(outcome(() => codec.validate!(s2, n, params)), decoded, `${id}, ${names[k]}, case ${c}`)
+            checked++
+          }
+        })
+      }
+      assert.ok(checked >= 5 * 2 * 200, `${checked} cases`)
+    })
+
     const valid = encodeDelta(d, { codec: 'q8-block', blockSize: 16 }, META).payload
 
     it('decodes a payload at an unaligned offset inside a larger buffer (e.g. a pooled Buffer)', () => {

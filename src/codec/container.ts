@@ -78,6 +78,11 @@ export interface DeltaReader {
    */
   read(name: string, out?: Float32Array): Float32Array
   /**
+   * Check one tensor's values as `read` would (the same PayloadError), without decoding where the
+   * codec can (Codec.validate); else it decodes into `scratch` (at least numel values) if given.
+   */
+  check(name: string, scratch?: Float32Array): void
+  /**
    * The same values piece by piece (see SectionStream), reading only each piece's bytes. Errors
    * are PayloadErrors naming the tensor. Streams of one reader share read buffers: use one at a
    * time.
@@ -386,6 +391,18 @@ function openUnchecked(src: PayloadSource, expect: DecodeExpect, checksumVerdict
       }
       return out
     },
+    check(name: string, scratch?: Float32Array): void {
+      const { n, section } = locate(name)
+      if (!codec.validate) {
+        this.read(name, scratch?.subarray(0, n))
+        return
+      }
+      try {
+        codec.validate(section.read(0, section.byteLength, -1), n, params)
+      } catch (err) {
+        throw asPayloadError(err, `tensor ${name}`)
+      }
+    },
     stream(name: string): SectionStream {
       const { n, section } = locate(name)
       const context = `tensor ${name}`
@@ -570,14 +587,12 @@ export function decodeDelta(payload: Uint8Array, expect: DecodeExpect = {}): { m
 }
 
 /**
- * Fully validate a payload (framing, checksum, expectations and every value) with one scratch
- * buffer: run it when a delta arrives, so that a delta admitted to a round can never fail fusion.
+ * Fully validate a payload (framing, checksum, expectations and every value): run it when a
+ * delta arrives, so that a delta admitted to a round can never fail fusion.
  */
 export function validateDelta(payload: Uint8Array, expect: DecodeExpect = {}): DeltaReader {
   const reader = openDelta(payload, expect)
-  let max = 0
-  for (const t of reader.tensors) max = Math.max(max, t.numel)
-  const scratch = new Float32Array(max)
-  for (const t of reader.tensors) reader.read(t.name, scratch.subarray(0, t.numel))
+  const scratch = getCodec(reader.codec)?.validate ? undefined : new Float32Array(Math.max(0, ...reader.tensors.map((t) => t.numel)))
+  for (const t of reader.tensors) reader.check(t.name, scratch)
   return reader
 }

@@ -135,5 +135,28 @@ export const q8BlockCodec: Codec = {
     }
   },
 
+  validate(section, n, params) {
+    const B = params.blockSize
+    const nb = Math.ceil(n / B)
+    const dv = new DataView(section.buffer, section.byteOffset, section.byteLength)
+    const q = new Int8Array(section.buffer, section.byteOffset + nb * 4, n)
+    // The first -128 (byte 0x80), found by memchr; decodeInto meets it in its block, after that
+    // block's scale check, so it is reported in that order.
+    const bad = Buffer.from(section.buffer, section.byteOffset + nb * 4, n).indexOf(0x80)
+    for (let b = 0; b < nb; b++) {
+      const scale = dv.getFloat32(b * 4, true)
+      const lo = b * B
+      const hi = Math.min(n, lo + B)
+      if (scale === 0 && !Object.is(scale, -0)) {
+        for (let i = lo; i < hi; i++) if (q[i] !== 0) throw new PayloadError(`block ${b} has scale 0 but a non-zero value`, 'non-canonical')
+        continue
+      }
+      if (!(scale >= MIN_NORMAL_F32 && scale <= MAX_SCALE)) {
+        throw new PayloadError(`block ${b} has an invalid scale ${scale} (must be 0 or in [2^-126, FLT_MAX/127])`, Number.isFinite(scale) ? 'malformed' : 'non-finite')
+      }
+      if (bad >= lo && bad < hi) throw new PayloadError(`value ${bad} is -128 (q8-block uses [-127, 127])`, 'non-canonical')
+    }
+  },
+
   openStream: (section, n, params) => new Q8Stream(section, n, params.blockSize, MAX_SCALE),
 }

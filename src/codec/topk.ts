@@ -75,6 +75,11 @@ function sparseCodec(format: ValueFormat): Codec {
       return byteLength >= 1 && byteLength <= max ? null : `${byteLength} bytes is not a possible ${id} section for ${n} values (1..${max})`
     },
 
+    // Every rejection comes from parsing the kept values; the scatter into n values cannot fail.
+    validate(section, n, params) {
+      parseSparse(format, section, n, blockOf(params))
+    },
+
     decodeInto(section, out, params) {
       const { idx, kept } = parseSparse(format, section, out.length, blockOf(params))
       out.fill(0)

@@ -67,6 +67,12 @@ export interface Codec {
    */
   decodeInto(section: Uint8Array, out: Float32Array, params: CodecParams): void
   /**
+   * Optional: reject exactly the sections decodeInto rejects, with the same error, without
+   * decoding (a delta is checked when it arrives and decoded later, by fusion). Codecs without it
+   * are checked by decoding.
+   */
+  validate?(section: Uint8Array, n: number, params: CodecParams): void
+  /**
    * Optional: decode one section piece by piece, in increasing coordinate order, so that fusion can
    * add N deltas into a small cache-resident accumulator and read sections from disk in pieces.
    * The stream must yield exactly the values decodeInto gives, bit for bit, and reject the same

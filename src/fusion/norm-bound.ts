@@ -58,6 +58,8 @@ function scaledReader(r: DeltaReader, factor: number): DeltaReader {
       for (let i = 0; i < v.length; i++) v[i] = v[i] * factor
       return v
     },
+    // Scaling by a finite factor in (0, 1) keeps valid values valid.
+    check: (name, scratch) => r.check(name, scratch),
     stream(name) {
       const inner = r.stream(name)
       let scratch = new Float32Array(0)

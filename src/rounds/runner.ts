@@ -472,7 +472,7 @@ export class RoundRunner {
           log[bad ? 'warn' : 'debug']({ deltaId: id.slice(0, 12), from: peer, err: err.message }, 'fetch failed')
         },
       })
-      await this.d.deltas.put(bytes, id)
+      await this.d.deltas.putFetched(bytes, id)
       this.verified.add(id)
       this.advertiser.due(round, base)
       log.debug({ deltaId: id.slice(0, 12), from, size, ms: Date.now() - started }, 'fetched and verified delta')

@@ -83,7 +83,7 @@ export class LineageSync {
         if (!bytes) {
           bytes = await this.fetchFrom(c.id, 'delta', [c.peer, ...providers], signal)
           this.d.fusion.checkDelta(bytes, { round: rec.round, baseHash: rec.parent })
-          await this.d.deltas.put(bytes, c.id)
+          await this.d.deltas.putFetched(bytes, c.id)
         }
         payloads.push({ id: c.id, payload: bytes, examples: c.examples })
       }

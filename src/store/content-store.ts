@@ -25,6 +25,15 @@ export class ContentStore {
     return id
   }
 
+  /**
+   * Store bytes that a fetch has just checked against `id` (the content protocol hashes them as
+   * they arrive): a second hash here would be another pass over every fetched delta. Reads still
+   * verify, so a file damaged later is still caught.
+   */
+  async putFetched(bytes: Uint8Array, id: string): Promise<void> {
+    if (!(await this.has(id))) await writeFileAtomic(this.path(id), bytes)
+  }
+
   async has(id: string): Promise<boolean> {
     try {
       await access(this.path(id))
