@@ -248,7 +248,11 @@ class BenchNode {
   }
 }
 
-/** A handshake on a loaded machine can fail once (e.g. a stalled noise handshake): try again. */
+/**
+ * Try a dial again after a failure: a handshake on a loaded machine can stall, and libp2p admits
+ * at most 5 inbound connections per second from one address (here every node is 127.0.0.1), so
+ * when all nodes dial at once the first node resets the rest. Backing off with jitter spreads them.
+ */
 async function dialWithRetry(from: SwarmLibp2p, addr: string): Promise<void> {
   const { multiaddr } = await import('@multiformats/multiaddr')
   for (let attempt = 1; ; attempt++) {
@@ -256,8 +260,8 @@ async function dialWithRetry(from: SwarmLibp2p, addr: string): Promise<void> {
       await from.dial(multiaddr(addr), { signal: AbortSignal.timeout(20_000) })
       return
     } catch (err) {
-      if (attempt >= 4) throw err
-      await new Promise((r) => setTimeout(r, 250 * attempt))
+      if (attempt >= 10) throw err
+      await new Promise((r) => setTimeout(r, Math.min(2000, 200 * 2 ** attempt) * (0.5 + Math.random())))
     }
   }
 }

@@ -393,12 +393,11 @@ function openUnchecked(src: PayloadSource, expect: DecodeExpect, checksumVerdict
     },
     check(name: string, scratch?: Float32Array): void {
       const { n, section } = locate(name)
-      if (!codec.validate) {
-        this.read(name, scratch?.subarray(0, n))
-        return
-      }
+      if (scratch && scratch.length < n) throw new RangeError(`tensor ${name}: scratch has ${scratch.length} values, need ${n}`)
       try {
-        codec.validate(section.read(0, section.byteLength, -1), n, params)
+        const bytes = section.read(0, section.byteLength, -1)
+        if (codec.validate) codec.validate(bytes, n, params)
+        else codec.decodeInto(bytes, scratch ? scratch.subarray(0, n) : new Float32Array(n), params)
       } catch (err) {
         throw asPayloadError(err, `tensor ${name}`)
       }
@@ -592,7 +591,7 @@ export function decodeDelta(payload: Uint8Array, expect: DecodeExpect = {}): { m
  */
 export function validateDelta(payload: Uint8Array, expect: DecodeExpect = {}): DeltaReader {
   const reader = openDelta(payload, expect)
-  const scratch = getCodec(reader.codec)?.validate ? undefined : new Float32Array(Math.max(0, ...reader.tensors.map((t) => t.numel)))
+  const scratch = getCodec(reader.codec)?.validate ? undefined : new Float32Array(reader.tensors.reduce((m, t) => Math.max(m, t.numel), 0))
   for (const t of reader.tensors) reader.check(t.name, scratch)
   return reader
 }
