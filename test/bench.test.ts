@@ -91,6 +91,16 @@ describe('bench (smoke)', () => {
     }
   })
 
+  it('the sim part does not start a swarm whose predicted time overruns its budget, and says so', async function () {
+    this.timeout(300_000)
+    const { runSimBench } = await import('../src/bench/sim.js')
+    // 3 nodes take a few seconds; 60 would take about (60/3)^2.5 = 1789 times as long.
+    const r = await runSimBench({ series: [{ nodes: [3, 60] }], rounds: 1, timeoutSec: 120, budgetSec: 600 })
+    assert.equal(r.figures.sim_nodes_max.value, 3)
+    assert.match(r.figures.sim_nodes_max.note ?? '', /60 nodes: not run, about \d+ s predicted \(3 nodes took \d+ s.*over the \d+ s left of the bench's time budget; --full runs it/)
+    assert.ok(r.table.some((l) => l.includes('stopped: 60 nodes: not run')))
+  })
+
   it('explains its options', async () => {
     const { stdout } = await run(process.execPath, [join(root, 'bin/bench.js'), '--help'], { cwd: root })
     assert.match(stdout, /--full/)

@@ -22,7 +22,15 @@ export interface SimBenchOptions {
   rounds: number
   /** Time budget of one swarm (seconds). */
   timeoutSec: number
+  /**
+   * Seconds the whole sim part may take (the default run keeps the bench under 15 minutes): a
+   * swarm whose time, predicted from the series' last one, would overrun it is not started.
+   */
+  budgetSec?: number
 }
+
+/** Predicting a larger swarm's whole run: time grows about as N^2.5 here (the fitted exponents run 2.0 to 2.5). */
+const PREDICT_EXPONENT = 2.5
 
 interface SeriesRun {
   label: string
@@ -33,10 +41,18 @@ interface SeriesRun {
   notes: string[]
 }
 
-async function runSeries(s: SimSeries, o: SimBenchOptions): Promise<SeriesRun> {
+async function runSeries(s: SimSeries, o: SimBenchOptions, secondsLeft: () => number): Promise<SeriesRun> {
   const done: SimResult[] = []
   const notes: string[] = []
   for (const n of s.nodes) {
+    const last = done[done.length - 1]
+    if (last && o.budgetSec !== undefined) {
+      const predicted = last.seconds * (n / last.nodes) ** PREDICT_EXPONENT
+      if (predicted > secondsLeft()) {
+        notes.push(`${n} nodes: not run, about ${predicted.toFixed(0)} s predicted (${last.nodes} nodes took ${last.seconds.toFixed(0)} s, times (N ratio)^${PREDICT_EXPONENT}), over the ${Math.max(0, secondsLeft()).toFixed(0)} s left of the bench's time budget; --full runs it`)
+        break
+      }
+    }
     try {
       const job: SimJob = { nodes: n, rounds: o.rounds, timeoutSec: o.timeoutSec, contributorsPerRound: s.contributorsPerRound }
       const r = await runChild<SimResult | { error: string }>('./sim-worker.js', job, { execArgv: ['--expose-gc'], killAfterSec: 2 * o.timeoutSec + 60 })
@@ -64,7 +80,9 @@ async function runSeries(s: SimSeries, o: SimBenchOptions): Promise<SeriesRun> {
 
 export async function runSimBench(o: SimBenchOptions): Promise<BenchResult> {
   const runs: SeriesRun[] = []
-  for (const s of o.series) runs.push(await runSeries(s, o))
+  const t0 = performance.now()
+  const secondsLeft = () => (o.budgetSec ?? Infinity) - (performance.now() - t0) / 1000
+  for (const s of o.series) runs.push(await runSeries(s, o, secondsLeft))
   const figures: Figures = {}
   const best = runs.flatMap((r) => r.ok.map((x) => ({ n: x.nodes, label: r.label }))).sort((a, b) => b.n - a.n)[0]
   const tried = runs.map((r) => `${r.s.nodes.join(',')} (${r.label})`).join('; ')
