@@ -103,6 +103,23 @@ describe('fusion on helper threads', function () {
     }
   })
 
+  it('on one thread too, a base\'s large tensors and the result lie in the kernel arena (fused in place), with the bytes of plain arrays', () => {
+    setFusionThreads(1)
+    const arena = kernelArena() !== null
+    if (arena) assert.notEqual(kernelAddress(tensorArray(MIN_SPLIT)), undefined, 'a large tensor is placed in the arena')
+    assert.equal(kernelAddress(tensorArray(100)), undefined, 'a small one is a plain array')
+    const ds = deltas(3, 256)
+    const plain = fuseRound(base0, ds, { baseHash, verified: true })
+    const base = shareable(base0)
+    const before = helperSharesDone()
+    const inPlace = fuseRound(base, ds, { baseHash, verified: true })
+    assert.equal(hashTensors(inPlace), hashTensors(plain))
+    assert.equal(helperSharesDone(), before, 'no helper took a share')
+    for (const [name, t] of [...base, ...inPlace]) {
+      if (arena && t.data.length >= MIN_SPLIT) assert.notEqual(kernelAddress(t.data), undefined, `${name} is in the arena`)
+    }
+  })
+
   it('float32 deltas are split too: the same bytes with 1, 2 or 3 threads, from files, shared payloads and the arena', () => {
     const ds = Array.from({ length: 9 }, (_, k) => {
       const { payload, deltaId } = encodeDelta(seededTensors(SHAPES, 200 + k, 0.01), { codec: 'f32' }, { round: 4, baseHash, examples: 3 + k })

@@ -102,16 +102,17 @@ function helperRegion(i: number, bytes: number): HelperKernel | undefined {
 const reclaim = new FinalizationRegistry<number>((at) => kernelArena()?.release(at))
 
 /**
- * A float32 array of `length` zeros, in shared memory when helpers could fuse it: in the kernel
- * arena when it has room (fusion's kernels then read it and write it in place), else in a
- * SharedArrayBuffer of its own. An arena array's region is given back when the array itself is
- * garbage, so a view of it must not outlive it (fusion's views are taken and dropped within a call).
+ * A float32 array of `length` zeros where fusion works on it fastest. A large one goes in the
+ * kernel arena when it has room, on any number of threads: fusion's kernels then read it and
+ * write it in place instead of copying each piece in and out. Else, when helpers could fuse it,
+ * in a SharedArrayBuffer of its own. An arena array's region is given back when the array itself
+ * is garbage, so a view of it must not outlive it (fusion's views are taken and dropped within a call).
  */
 export function tensorArray(length: number): Float32Array {
-  if (!(threads > 1 && length >= MIN_SPLIT)) return new Float32Array(length)
+  if (length < MIN_SPLIT) return new Float32Array(length)
   const arena = kernelArena()
   const at = arena?.alloc(length * 4)
-  if (at === undefined) return new Float32Array(new SharedArrayBuffer(length * 4))
+  if (at === undefined) return threads > 1 ? new Float32Array(new SharedArrayBuffer(length * 4)) : new Float32Array(length)
   const a = new Float32Array(arena!.buffer(), at, length).fill(0)
   reclaim.register(a, at)
   return a
