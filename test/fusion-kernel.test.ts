@@ -111,6 +111,18 @@ describe('fusion kernel paths', () => {
     })
   }
 
+  it('each input count 1 to 8 (a kernel function of its own) gives the JS loop\'s bytes, weighted or not', function () {
+    this.timeout(120_000)
+    for (let n = 1; n <= 8; n++) {
+      const ds = deltas(n, () => 33, 700 + n)
+      for (const rule of ['mean', 'weighted-mean']) {
+        const want = outcome(ds, { rule }, false) as Buffer
+        for (const chunk of [7, undefined]) assert.ok(want.equals(outcome(ds, { rule, chunk }, true) as Buffer), `${n} deltas, ${rule}, chunk ${chunk}`)
+        withArena(ds, (a) => assert.ok(want.equals(outcome(a, { rule }, true) as Buffer), `${n} deltas, ${rule}, in the arena`))
+      }
+    }
+  })
+
   it('float32 deltas: the same bytes as the JS loop for any piece size and delta count, from memory and from files', function () {
     this.timeout(120_000)
     for (const n of [1, 3, 8, 11]) sameAsJsLoop(f32Deltas(n), `float32, n ${n}`)

@@ -2,6 +2,7 @@ import { F64, I32, V128, get, ifElse, memarg, op, set, simd, sleb, v, v128Zero, 
 
 /**
  * (func $fuse (param $n $K $off $B $pt $ptk $out $sp $acc $base $flags i32) (param $scale $div f64) (result i32))
+ * (one $fuse per input count K = 1 .. 8, each with its inputs written out, so $K is not read)
  *
  * Up to 8 q8 inputs (input k: its block scales from the address at $pt + 8k, its int8 values from
  * the address at $pt + 8k + 4, all in blocks of B, the piece starting `off` values into its
@@ -29,13 +30,21 @@ const [X, LO, HI, F, S, W, M, BAD, SCV, DVV, BV] = [32, 33, 34, 35, 36, 37, 38, 
 const qAt = (plus: number[]) => [...get(PTK), op.i32Load, ...memarg(2, 4), ...plus, op.i32Add]
 /** Input k's scales address plus the block's offset. */
 const scAt = () => [...get(PTK), op.i32Load, ...memarg(2, 0), ...get(BLK4), op.i32Add]
-/** Per input: set up the walk over the table and the splats, run `body`, step to the next input. */
-const eachInput = (body: number[]) => [
-  ...get(PT), ...set(PTK),
-  ...get(SP), ...set(SPK),
-  op.i32Const, 0, ...set(KI),
-  ...whileNot([...get(KI), ...get(K), op.i32GeS], [...body, ...addI(PTK, [op.i32Const, 8]), ...addI(SPK, [op.i32Const, 16]), ...addI(KI, [op.i32Const, 1])]),
-]
+/**
+ * Per input: set up the walk over the table and the splats, run `body`, step to the next input.
+ * With `unroll`, exactly that many inputs, written out one after the other (no loop to branch
+ * back on per 16 values: a function per input count); else a loop over $K inputs.
+ */
+const eachInput = (body: number[], unroll?: number) => {
+  const next = [...addI(PTK, [op.i32Const, 8]), ...addI(SPK, [op.i32Const, 16])]
+  return [
+    ...get(PT), ...set(PTK),
+    ...get(SP), ...set(SPK),
+    ...(unroll === undefined
+      ? [op.i32Const, 0, ...set(KI), ...whileNot([...get(KI), ...get(K), op.i32GeS], [...body, ...next, ...addI(KI, [op.i32Const, 1])])]
+      : Array.from({ length: unroll }, () => [...body, ...next]).flat()),
+  ]
+}
 
 const flag = (bit: number) => [...get(FLAGS), op.i32Const, bit, op.i32And]
 const addI = (local: number, by: number[]) => [...get(local), ...by, op.i32Add, ...set(local)]
@@ -51,7 +60,7 @@ function addHalves(a: number, weighted: boolean): number[] {
 }
 
 /** Every input's next 16 values into A0..A7. */
-function inputs(weighted: boolean): number[] {
+function inputs(weighted: boolean, unroll?: number): number[] {
   return eachInput([
     ...qAt(get(I)), ...v(simd.load, ...memarg(0, 0)), ...set(X),
     ...get(BAD), ...get(X), ...get(M), ...v(simd.i8x16Eq), ...v(simd.or), ...set(BAD),
@@ -63,7 +72,7 @@ function inputs(weighted: boolean): number[] {
       ...get(src), ...v(high ? simd.i32x4ExtendHighI16x8S : simd.i32x4ExtendLowI16x8S), ...v(simd.f32x4ConvertI32x4S), ...get(S), ...v(simd.f32x4Mul), ...set(F),
       ...addHalves(A0 + 4 * h + 2 * j, weighted),
     ])),
-  ])
+  ], unroll)
 }
 
 /** out[i .. i+16) = f32(f64(base[i .. i+16)) + (scale * A) (/ or *) div). */
@@ -102,7 +111,7 @@ const startA = ifElse(flag(1), [...f64Zero, ...set(A)], [...iAddr(3, ACC), op.f6
 const endA = ifElse(flag(2), ifElse(flag(8), fin(true), fin(false)), [...iAddr(3, ACC), ...get(A), op.f64Store, ...memarg(3, 0)])
 
 /** One coordinate (the run's scalar tail): the same sums and finish, one value at a time. */
-function scalarStep(): number[] {
+function scalarStep(unroll?: number): number[] {
   return [
     ...startA,
     ...eachInput([
@@ -111,7 +120,7 @@ function scalarStep(): number[] {
       ...get(QV), op.f32ConvertI32S, ...scAt(), op.f32Load, ...memarg(2, 0), op.f32Mul, op.f64PromoteF32, ...set(XV),
       ...ifElse(flag(4), [...get(SPK), op.f64Load, ...memarg(3, 128), ...get(XV), op.f64Mul, ...set(XV)], []),
       ...get(A), ...get(XV), op.f64Add, ...set(A),
-    ]),
+    ], unroll),
     ...endA,
     ...addI(I, [op.i32Const, 1]),
   ]
@@ -170,19 +179,20 @@ export function fuseF32Body(): number[] {
   return [3, 9, I32, 2, F64, 19, V128, ...code]
 }
 
-export function fuseBody(): number[] {
+/** $fuse for exactly `unroll` inputs, written out one after the other ($K is not read). */
+export function fuseBody(unroll: number): number[] {
   const code = [
     ...get(SCALE), ...v(simd.f64x2Splat), ...set(SCV),
     ...get(DIV), ...v(simd.f64x2Splat), ...set(DVV),
     ...v(simd.const, ...new Array(16).fill(0x80)), ...set(M),
     ...whileNot([...get(I), ...get(N), op.i32GeS], [
       // This block's scale splat for every input, and where the run ends.
-      ...eachInput([...get(SPK), ...scAt(), op.f32Load, ...memarg(2, 0), ...v(simd.f32x4Splat), ...v(simd.store, ...memarg(4, 0))]),
+      ...eachInput([...get(SPK), ...scAt(), op.f32Load, ...memarg(2, 0), ...v(simd.f32x4Splat), ...v(simd.store, ...memarg(4, 0))], unroll),
       ...get(I), ...get(BS), op.i32Add, ...get(OFF), op.i32Sub, ...set(END),
       op.i32Const, 0, ...set(OFF),
       ...get(END), ...get(N), op.i32GtS, op.if, 0x40, ...get(N), ...set(END), op.end,
-      ...whileNot([...get(I), op.i32Const, 16, op.i32Add, ...get(END), op.i32GtS], vectorStep(inputs, false)),
-      ...whileNot([...get(I), ...get(END), op.i32GeS], scalarStep()),
+      ...whileNot([...get(I), op.i32Const, 16, op.i32Add, ...get(END), op.i32GtS], vectorStep((w) => inputs(w, unroll), false)),
+      ...whileNot([...get(I), ...get(END), op.i32GeS], scalarStep(unroll)),
       ...addI(BLK4, [op.i32Const, 4]),
     ]),
     ...get(BAD), ...v(simd.anyTrue), ...get(BADS), op.i32Or,
