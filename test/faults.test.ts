@@ -32,6 +32,23 @@ async function statusOf(home: string): Promise<NodeStatus | undefined> {
   }
 }
 
+/**
+ * Cuts a 4-node swarm into halves (nodes 0-1 and 2-3) while `partitioned`: each node's gater
+ * refuses dials and connections across the cut.
+ */
+function halves(nodes: { peerId: string }[], partitioned: boolean) {
+  const half = (peer: string): number => (nodes.findIndex((n) => n.peerId === peer) < 2 ? 0 : 1)
+  const cut = {
+    partitioned,
+    half,
+    gaterFor(self: string): ConnectionGater {
+      const deny = (peer: PeerId): boolean => cut.partitioned && half(peer.toString()) !== half(self)
+      return { denyDialPeer: deny, denyInboundEncryptedConnection: deny, denyOutboundEncryptedConnection: deny }
+    },
+  }
+  return cut
+}
+
 describe('faults: crash, late join, partition (real libp2p)', function () {
   this.timeout(400_000)
 
@@ -76,23 +93,19 @@ describe('faults: crash, late join, partition (real libp2p)', function () {
 
   it('a partitioned 4-node swarm keeps making rounds in both halves and converges on one base after healing', async () => {
     const { def, nodes } = await makeSwarmHomes(4, { seed: 'partition', stepsPerRound: 3, batchSize: 8, minContributors: 2, collectTimeoutSec: 15, voteTimeoutSec: 5 }, 120)
-    const half = (peer: string): number => (nodes.findIndex((n) => n.peerId === peer) < 2 ? 0 : 1)
-    let partitioned = false
-    const gaterFor = (self: string): ConnectionGater => {
-      const cut = (peer: PeerId): boolean => partitioned && half(peer.toString()) !== half(self)
-      return { denyDialPeer: cut, denyInboundEncryptedConnection: cut, denyOutboundEncryptedConnection: cut }
-    }
+    const cut = halves(nodes, false)
+    const { half } = cut
     const MAX = 9
     let recovered = -1
     const daemons = await Promise.all(nodes.map(async (n) => new Daemon({
       home: n.home, config: await loadNodeConfig(new HomeLayout(n.home).config), log: silentLogger(), maxRounds: MAX,
-      connectionGater: gaterFor(n.peerId), startupListenMs: 1000,
+      connectionGater: cut.gaterFor(n.peerId), startupListenMs: 1000,
     })))
     const runs = daemons.map((d) => d.run().catch((err) => { throw err }))
     const rounds = (): number[] => daemons.map((d) => d.status?.round ?? 0)
     try {
       await until('all nodes commit round 1', () => rounds().every((r) => r >= 1), 120_000)
-      partitioned = true
+      cut.partitioned = true
       for (const d of daemons) for (const c of d.libp2p!.getConnections()) if (half(c.remotePeer.toString()) !== half(d.status.peerId)) await c.close()
       const atSplit = Math.max(...rounds())
       await until('both halves make two rounds on their own', () => rounds().every((r) => r >= atSplit + 2), 180_000)
@@ -100,7 +113,7 @@ describe('faults: crash, late join, partition (real libp2p)', function () {
       assert.equal(hashes[0], hashes[1])
       assert.equal(hashes[2], hashes[3])
       assert.notEqual(hashes[0], hashes[2], 'the halves built different bases')
-      partitioned = false
+      cut.partitioned = false
       const atHeal = Math.max(...rounds())
       const healStarted = Date.now()
       await until('all nodes on one base again', () => new Set(daemons.map((d) => d.status.baseHash)).size === 1 && Math.min(...rounds()) > atHeal, 180_000)
@@ -123,16 +136,11 @@ describe('faults: crash, late join, partition (real libp2p)', function () {
 
   it('two halves that reach their last round apart still end on one base once the partition heals', async () => {
     const { def, nodes } = await makeSwarmHomes(4, { seed: 'late-heal', stepsPerRound: 3, batchSize: 8, minContributors: 2, collectTimeoutSec: 15, voteTimeoutSec: 5 }, 120)
-    const half = (peer: string): number => (nodes.findIndex((n) => n.peerId === peer) < 2 ? 0 : 1)
-    let partitioned = true
-    const gaterFor = (self: string): ConnectionGater => {
-      const cut = (peer: PeerId): boolean => partitioned && half(peer.toString()) !== half(self)
-      return { denyDialPeer: cut, denyInboundEncryptedConnection: cut, denyOutboundEncryptedConnection: cut }
-    }
+    const cut = halves(nodes, true)
     const LAST = 2
     const daemons = await Promise.all(nodes.map(async (n) => new Daemon({
       home: n.home, config: await loadNodeConfig(new HomeLayout(n.home).config), log: silentLogger(), maxRounds: LAST,
-      connectionGater: gaterFor(n.peerId), startupListenMs: 1000,
+      connectionGater: cut.gaterFor(n.peerId), startupListenMs: 1000,
     })))
     const runs = daemons.map((d) => d.run())
     try {
@@ -141,7 +149,7 @@ describe('faults: crash, late join, partition (real libp2p)', function () {
       assert.equal(apart[0], apart[1])
       assert.equal(apart[2], apart[3])
       assert.notEqual(apart[0], apart[2], 'the halves built different bases')
-      partitioned = false
+      cut.partitioned = false
       await until('all nodes on one base again', () => new Set(daemons.map((d) => d.status.baseHash)).size === 1 && daemons.every((d) => d.status.phase === 'done'), 120_000)
       const winner = daemons[0].status.baseHash
       assert.ok(winner === apart[0] || winner === apart[2], 'the swarm ends on one of the halves\' bases, not a new one')

@@ -46,7 +46,8 @@ async function runSeries(s: SimSeries, o: SimBenchOptions, secondsLeft: () => nu
   const notes: string[] = []
   for (const n of s.nodes) {
     const last = done[done.length - 1]
-    if (last && o.budgetSec !== undefined) {
+    // Without a budget secondsLeft() is Infinity: every swarm runs.
+    if (last) {
       const predicted = last.seconds * (n / last.nodes) ** PREDICT_EXPONENT
       if (predicted > secondsLeft()) {
         notes.push(`${n} nodes: not run, about ${predicted.toFixed(0)} s predicted (${last.nodes} nodes took ${last.seconds.toFixed(0)} s, times (N ratio)^${PREDICT_EXPONENT}), over the ${Math.max(0, secondsLeft()).toFixed(0)} s left of the bench's time budget; --full runs it`)

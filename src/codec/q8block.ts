@@ -36,6 +36,27 @@ const MAX_SCALE = (() => {
   return f[0]
 })()
 
+/**
+ * Block b's scale as decoding may use it: 0 for a zero block (whose values must all be 0, which
+ * is checked here), else a normal float32 with 127 * scale finite; anything else is rejected.
+ * decodeInto and validate both check a block through this, so they reject alike.
+ */
+function blockScale(dv: DataView, q: Int8Array, b: number, lo: number, hi: number): number {
+  const scale = dv.getFloat32(b * 4, true)
+  if (scale === 0 && !Object.is(scale, -0)) {
+    for (let i = lo; i < hi; i++) if (q[i] !== 0) throw new PayloadError(`block ${b} has scale 0 but a non-zero value`, 'non-canonical')
+    return 0
+  }
+  if (!(scale >= MIN_NORMAL_F32 && scale <= MAX_SCALE)) {
+    throw new PayloadError(`block ${b} has an invalid scale ${scale} (must be 0 or in [2^-126, FLT_MAX/127])`, Number.isFinite(scale) ? 'malformed' : 'non-finite')
+  }
+  return scale
+}
+
+function minus128(i: number): PayloadError {
+  return new PayloadError(`value ${i} is -128 (q8-block uses [-127, 127])`, 'non-canonical')
+}
+
 function checkBlockSize(b: unknown): b is number {
   return typeof b === 'number' && Number.isInteger(b) && b >= 1 && b <= MAX_BLOCK_SIZE
 }
@@ -114,22 +135,16 @@ export const q8BlockCodec: Codec = {
     const dv = new DataView(section.buffer, section.byteOffset, section.byteLength)
     const q = new Int8Array(section.buffer, section.byteOffset + nb * 4, n)
     for (let b = 0; b < nb; b++) {
-      const scale = dv.getFloat32(b * 4, true)
       const lo = b * B
       const hi = Math.min(n, lo + B)
-      if (scale === 0 && !Object.is(scale, -0)) {
-        for (let i = lo; i < hi; i++) {
-          if (q[i] !== 0) throw new PayloadError(`block ${b} has scale 0 but a non-zero value`, 'non-canonical')
-          out[i] = 0
-        }
+      const scale = blockScale(dv, q, b, lo, hi)
+      if (scale === 0) {
+        out.fill(0, lo, hi)
         continue
-      }
-      if (!(scale >= MIN_NORMAL_F32 && scale <= MAX_SCALE)) {
-        throw new PayloadError(`block ${b} has an invalid scale ${scale} (must be 0 or in [2^-126, FLT_MAX/127])`, Number.isFinite(scale) ? 'malformed' : 'non-finite')
       }
       for (let i = lo; i < hi; i++) {
         const k = q[i]
-        if (k === -128) throw new PayloadError(`value ${i} is -128 (q8-block uses [-127, 127])`, 'non-canonical')
+        if (k === -128) throw minus128(i)
         out[i] = k * scale
       }
     }
@@ -144,17 +159,9 @@ export const q8BlockCodec: Codec = {
     // block's scale check, so it is reported in that order.
     const bad = Buffer.from(section.buffer, section.byteOffset + nb * 4, n).indexOf(0x80)
     for (let b = 0; b < nb; b++) {
-      const scale = dv.getFloat32(b * 4, true)
       const lo = b * B
       const hi = Math.min(n, lo + B)
-      if (scale === 0 && !Object.is(scale, -0)) {
-        for (let i = lo; i < hi; i++) if (q[i] !== 0) throw new PayloadError(`block ${b} has scale 0 but a non-zero value`, 'non-canonical')
-        continue
-      }
-      if (!(scale >= MIN_NORMAL_F32 && scale <= MAX_SCALE)) {
-        throw new PayloadError(`block ${b} has an invalid scale ${scale} (must be 0 or in [2^-126, FLT_MAX/127])`, Number.isFinite(scale) ? 'malformed' : 'non-finite')
-      }
-      if (bad >= lo && bad < hi) throw new PayloadError(`value ${bad} is -128 (q8-block uses [-127, 127])`, 'non-canonical')
+      if (blockScale(dv, q, b, lo, hi) !== 0 && bad >= lo && bad < hi) throw minus128(bad)
     }
   },
 

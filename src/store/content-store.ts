@@ -21,7 +21,7 @@ export class ContentStore {
     if (expectId !== undefined && id !== expectId) {
       throw new PayloadError(`content hash ${id.slice(0, 12)} does not match the expected ${expectId.slice(0, 12)}`, 'hash-mismatch')
     }
-    if (!(await this.has(id))) await writeFileAtomic(this.path(id), bytes)
+    await this.putFetched(bytes, id)
     return id
   }
 
