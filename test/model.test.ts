@@ -5,6 +5,7 @@ import { builtinModelConfig, ModelConfigSchema, type ModelConfig } from '../src/
 import { classifierForward, encoderForward, positionIds, type Weights } from '../src/model/encoder.js'
 import { initBody, initHead } from '../src/model/init.js'
 import { Rng } from '../src/model/prng.js'
+import { matMulOn } from '../src/model/wasm-matmul.js'
 import { encodeSafetensors } from '../src/model/safetensors.js'
 import { fusionThreads, hashTensors, setFusionThreads, tensorArray } from '../src/fusion/index.js'
 import type { TensorMap } from '../src/model/tensors.js'
@@ -236,6 +237,97 @@ describe('model: backend and encoder (wasm)', function () {
         tf.dispose([a, b, ref, got])
       }
     }
+    assert.equal(tf.memory().numTensors, before)
+  })
+
+  it('the SIMD product sums every value in order, exactly, for every tile edge and broadcast', () => {
+    const memory = new WebAssembly.Memory({ initial: 16 })
+    const mm = matMulOn(memory)
+    assert.ok(mm, 'WebAssembly SIMD is available on Node 22')
+    const rng = Rng.fromSeed('simd-matmul')
+    // Rows 1 to 9 (4-row tiles and the rest), columns 4 to 20 (8-column tiles, a 4-column edge), K 1 to 6, B and A broadcast.
+    const cases: [number, number, number, number, 'a' | 'b' | ''][] = []
+    for (const M of [1, 3, 4, 5, 9]) for (const N of [4, 8, 12, 20]) for (const K of [1, 6]) cases.push([2, M, K, N, ''])
+    cases.push([3, 5, 7, 12, 'a'], [3, 5, 7, 12, 'b'], [1, 1, 600, 64, ''])
+    for (const [batches, M, K, N, broadcast] of cases) {
+      const aBatches = broadcast === 'a' ? 1 : batches
+      const bBatches = broadcast === 'b' ? 1 : batches
+      const f = new Float32Array(memory.buffer)
+      const [a, b, c] = [64, 64 + 4 * aBatches * M * K + 16, 64 + 4 * (aBatches * M * K + bBatches * K * N) + 32]
+      for (let i = 0; i < aBatches * M * K; i++) f[a / 4 + i] = rng.normalApprox()
+      for (let i = 0; i < bBatches * K * N; i++) f[b / 4 + i] = rng.normalApprox()
+      f.fill(NaN, c / 4, c / 4 + batches * M * N + 8)
+      mm(a, b, c, M, K, N, batches, aBatches === 1 ? 0 : 4 * M * K, bBatches === 1 ? 0 : 4 * K * N)
+      for (let t = 0; t < batches; t++) {
+        for (let i = 0; i < M; i++) {
+          for (let j = 0; j < N; j++) {
+            let sum = 0
+            for (let k = 0; k < K; k++) {
+              const x = f[a / 4 + (aBatches === 1 ? 0 : t * M * K) + i * K + k]
+              const y = f[b / 4 + (bBatches === 1 ? 0 : t * K * N) + k * N + j]
+              sum = Math.fround(sum + Math.fround(x * y))
+            }
+            assert.equal(f[c / 4 + t * M * N + i * N + j], sum, `batches ${batches} ${M}x${K}x${N} broadcast ${broadcast || 'none'}: [${t}][${i}][${j}]`)
+          }
+        }
+      }
+      // Nothing written past the result.
+      assert.ok(Number.isNaN(f[c / 4 + batches * M * N]))
+    }
+  })
+
+  it('BatchMatMul on wasm takes the SIMD product where it applies, and the original kernel elsewhere', () => {
+    const rng = Rng.fromSeed('matmul-paths')
+    const rand = (shape: number[]): tf.Tensor => tf.tensor(Float32Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => rng.normalApprox()), shape)
+    /** a x b summed over k in order in float32, batch dims broadcast from 1 (the SIMD product's values). */
+    const inOrder = (a: tf.Tensor, b: tf.Tensor, outShape: number[]): Float32Array => {
+      const [M, K, N] = [a.shape[a.rank - 2], a.shape[a.rank - 1], b.shape[b.rank - 1]]
+      const [x, y] = [a.dataSync(), b.dataSync()]
+      const batches = outShape.slice(0, -2).reduce((p, d) => p * d, 1)
+      const out = new Float32Array(batches * M * N)
+      for (let t = 0; t < batches; t++) {
+        const ao = x.length === M * K ? 0 : t * M * K
+        const bo = y.length === K * N ? 0 : t * K * N
+        for (let i = 0; i < M; i++) {
+          for (let j = 0; j < N; j++) {
+            let sum = 0
+            for (let k = 0; k < K; k++) sum = Math.fround(sum + Math.fround(x[ao + i * K + k] * y[bo + k * N + j]))
+            out[t * M * N + i * N + j] = sum
+          }
+        }
+      }
+      return out
+    }
+    const before = tf.memory().numTensors
+    // SIMD: batched (attention), one row (bias gradient), a small product, batches broadcast
+    // either way. Original: N not a multiple of 4, batch shapes that broadcast from more than 1,
+    // and a right operand over 1 MiB (XNNPACK also sums in order there, so only the values are checked).
+    const cases: [number[], number[], 'simd' | 'original'][] = [
+      [[2, 4, 32, 32], [2, 4, 32, 16], 'simd'], [[2, 3, 8, 64], [2, 3, 64, 16], 'simd'], [[1, 512], [512, 64], 'simd'], [[48, 64], [64, 64], 'simd'],
+      [[3, 5, 7], [7, 8], 'simd'], [[5, 7], [3, 7, 12], 'simd'],
+      [[6, 5], [5, 6], 'original'], [[1, 3, 5, 7], [2, 3, 7, 4], 'original'], [[8, 520], [520, 512], 'original'],
+    ]
+    let orderMatters = false
+    for (const [as, bs, path] of cases) {
+      const a = rand(as)
+      const b = rand(bs)
+      setWasmBatchMatMulFix(false)
+      const ref = tf.matMul(a, b)
+      setWasmBatchMatMulFix(true)
+      const got = tf.matMul(a, b)
+      assert.deepEqual(got.shape, ref.shape, `[${as}] x [${bs}]`)
+      const g = got.dataSync()
+      const r = ref.dataSync()
+      for (let i = 0; i < r.length; i++) assert.ok(Math.abs(g[i] - r[i]) < 1e-4 * Math.max(1, Math.abs(r[i])), `[${as}] x [${bs}] at ${i}: ${g[i]} vs ${r[i]}`)
+      if (path === 'simd') {
+        const want = inOrder(a, b, ref.shape)
+        assert.deepEqual(g, want, `[${as}] x [${bs}]: not the SIMD product's values`)
+        orderMatters ||= r.some((x, i) => x !== want[i])
+      } else assert.deepEqual(g, r, `[${as}] x [${bs}]: not the original kernel's values`)
+      tf.dispose([a, b, ref, got])
+    }
+    // A batched case with K over the original kernel's block of k tells the two apart: the test sees which one ran.
+    assert.ok(orderMatters)
     assert.equal(tf.memory().numTensors, before)
   })
 
