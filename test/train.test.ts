@@ -5,6 +5,7 @@ import { builtinModelConfig } from '../src/model/config.js'
 import { initBody, initHead } from '../src/model/init.js'
 import { Rng } from '../src/model/prng.js'
 import { selectTensors, type TensorMap } from '../src/model/tensors.js'
+import { ADAM_UPDATE, adamUpdateInto, ensureAdamKernel, setFusedAdam } from '../src/train/adam.js'
 import { AbortError, evaluate, fineTune, type Example } from '../src/train/trainer.js'
 
 /** Label 1 iff the text contains the word "alpha"; other words are filler. */
@@ -143,6 +144,56 @@ describe('train: fineTune and evaluate (wasm)', function () {
     } finally {
       await activateBackend('wasm')
     }
+  })
+
+  it('the fused Adam update gives the bits of the unfused tf ops, on wasm and on cpu', async () => {
+    const body = initBody(config, 'adam')
+    const head = initHead(config, 2, 'adam')
+    // lr 1e-2 and 4 steps: large updates, bias corrections still far from 1.
+    const run = async (fused: boolean) => {
+      setFusedAdam(fused)
+      try {
+        return await fineTune({ config, body, head, examples: train, numLabels: 2, steps: 4, batchSize: 8, lr: 1e-2, seed: 'adam', maxLen: 12 })
+      } finally {
+        setFusedAdam(true)
+      }
+    }
+    for (const backend of ['wasm', 'cpu'] as const) {
+      await activateBackend(backend)
+      try {
+        const before = tf.memory().numTensors
+        const fused = await run(true)
+        const unfused = await run(false)
+        assert.ok(!sameData(fused.body, body), `${backend}: the steps changed the weights`)
+        assert.ok(sameData(fused.body, unfused.body) && sameData(fused.head, unfused.head), `${backend}: fused and unfused updates differ`)
+        assert.equal(tf.memory().numTensors, before, `${backend}: tensors leaked`)
+      } finally {
+        await activateBackend('wasm')
+      }
+    }
+  })
+
+  it('the SIMD Adam kernel gives the bits of the JS loop, whatever the length (vector steps and tail)', () => {
+    assert.ok(ensureAdamKernel('wasm'))
+    const rng = Rng.fromSeed('adam-kernel')
+    const k = { b1: Math.fround(0.9), c1: Math.fround(0.1), b2: Math.fround(0.999), c2: Math.fround(0.001), inv: Math.fround(1 / Math.sqrt(0.0019990)), eps: Math.fround(1e-8), step: Math.fround(1e-3 / 0.19) }
+    for (const n of [1, 3, 4, 5, 7, 4099]) {
+      const arrays = [0, 1, 2, 3].map((j) => Float32Array.from({ length: n }, () => (j === 2 ? Math.abs(rng.normalApprox()) * 1e-3 : rng.normalApprox())))
+      const [x, m, v, g] = arrays.map((a) => tf.tensor1d(a))
+      const out = tf.engine().runKernel(ADAM_UPDATE, { x, m, v, g }, k as unknown as tf.NamedAttrMap) as tf.Tensor[]
+      const want: [Float32Array, Float32Array, Float32Array] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)]
+      adamUpdateInto(arrays[0], arrays[1], arrays[2], arrays[3], want, k)
+      out.forEach((t, i) => assert.deepEqual(t.dataSync(), want[i], `n = ${n}, output ${i}`))
+      tf.dispose([x, m, v, g, ...out])
+    }
+  })
+
+  it('the fused Adam kernel refuses inputs of different shapes', () => {
+    assert.ok(ensureAdamKernel('wasm'))
+    const [x, g] = [tf.zeros([4]), tf.zeros([5])]
+    const k = { b1: 0.9, c1: 0.1, b2: 0.999, c2: 0.001, inv: 1, eps: 1e-8, step: 1e-3 }
+    assert.throws(() => tf.engine().runKernel(ADAM_UPDATE, { x, m: x, v: x, g }, k), /inputs must be float32 of one shape/)
+    tf.dispose([x, g])
   })
 
   it('rejects bad inputs clearly', async () => {

@@ -64,3 +64,32 @@ export const whileNot = (exit: number[], body: number[]) => [op.block, 0x40, op.
 
 /** if (cond) a else b. */
 export const ifElse = (cond: number[], a: number[], b: number[]) => [...cond, op.if, 0x40, ...a, 0x05, ...b, op.end]
+
+/**
+ * A module of one exported function `name` (the given parameter types, no result) on an
+ * imported memory that need not be shared (e.g. the tfjs wasm backend's): compiled once, on
+ * first use; `on(memory)` gives the function on that memory, or null where the module does not
+ * compile (no WebAssembly SIMD).
+ */
+export function memoryKernel<F>(name: string, params: number[], body: () => number[]): (memory: WebAssembly.Memory) => F | null {
+  let compiled: WebAssembly.Module | null | undefined
+  return (memory) => {
+    if (compiled === undefined) {
+      try {
+        const code = body()
+        compiled = new WebAssembly.Module(new Uint8Array([
+          ...WASM_HEADER,
+          ...section(1, [1, 0x60, params.length, ...params, 0]),
+          // (import "k" "mem" (memory 1)): any size, not shared.
+          ...section(2, [1, ...str('k'), ...str('mem'), 0x02, 0x00, ...uleb(1)]),
+          ...section(3, [1, 0]),
+          ...section(7, [1, ...str(name), 0x00, 0]),
+          ...section(10, [1, ...uleb(code.length), ...code]),
+        ]))
+      } catch {
+        compiled = null
+      }
+    }
+    return compiled ? (new WebAssembly.Instance(compiled, { k: { mem: memory } }).exports[name] as F) : null
+  }
+}

@@ -185,15 +185,30 @@ const SIMD_MAX_B_VALUES = 1 << 18
 const simdProducts = new WeakMap<WebAssembly.Memory, MatMulFn | null>()
 
 /**
+ * A kernel of ours (`make`: a wasm module instantiated on a memory) on the wasm backend's
+ * memory, made once per memory and kept in `cache`; null where it cannot be made.
+ */
+export function onWasmMemory<F>(backend: BackendWasm, cache: WeakMap<WebAssembly.Memory, F | null>, make: (memory: WebAssembly.Memory) => F | null): F | null {
+  const memory = (backend.wasm as unknown as { asm?: { memory?: WebAssembly.Memory } }).asm?.memory
+  if (!memory) return null
+  let fn = cache.get(memory)
+  if (fn === undefined) cache.set(memory, (fn = make(memory)))
+  return fn
+}
+
+/** Where a tensor's data starts in the wasm backend's memory (bytes). */
+export function heapAddress(backend: BackendWasm, t: tf.TensorInfo): number {
+  return (backend.dataIdMap.get(t.dataId) as unknown as { memoryOffset: number }).memoryOffset
+}
+
+/**
  * a x b (no transposes) with the SIMD kernel of wasm-matmul.ts, on the backend's memory; null
  * where it does not apply (N not a multiple of 4, batch shapes that broadcast otherwise than
  * from 1, empty tensors, no SIMD) or is slower than the backend's own product.
  */
 function simdMatMul(backend: BackendWasm, a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo | null {
-  const memory = (backend.wasm as unknown as { asm?: { memory?: WebAssembly.Memory } }).asm?.memory
-  if (!memory || a.dtype !== 'float32' || b.dtype !== 'float32') return null
-  let mm = simdProducts.get(memory)
-  if (mm === undefined) simdProducts.set(memory, (mm = matMulOn(memory)))
+  if (a.dtype !== 'float32' || b.dtype !== 'float32') return null
+  const mm = onWasmMemory(backend, simdProducts, matMulOn)
   if (!mm) return null
   const ar = a.shape.length
   const br = b.shape.length
@@ -208,7 +223,7 @@ function simdMatMul(backend: BackendWasm, a: tf.TensorInfo, b: tf.TensorInfo): t
   if (batches === 1 && M > 1 && K * N > SIMD_MAX_B_VALUES) return null
   const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2))
   const out = backend.makeOutput([...outer, M, N], 'float32')
-  const at = (t: tf.TensorInfo) => (backend.dataIdMap.get(t.dataId) as unknown as { memoryOffset: number }).memoryOffset
+  const at = (t: tf.TensorInfo) => heapAddress(backend, t)
   mm(at(a), at(b), at(out), M, K, N, batches, batchA === 1 ? 0 : 4 * M * K, batchB === 1 ? 0 : 4 * K * N)
   return out
 }

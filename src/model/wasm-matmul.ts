@@ -11,7 +11,7 @@
  * per term: the same value on every engine.
  */
 
-import { I32, V128, get, memarg, op, section, set, simd, sleb, str, uleb, v, whileNot, WASM_HEADER } from '../codec/wasm-asm.js'
+import { I32, V128, get, memarg, memoryKernel, op, set, simd, sleb, v, whileNot } from '../codec/wasm-asm.js'
 
 const F32X4_ADD = 0xe4
 
@@ -85,32 +85,7 @@ function mmBody(): number[] {
   return [2, I32_LOCALS, I32, V128_LOCALS, V128, ...code]
 }
 
-function moduleBytes(): Uint8Array<ArrayBuffer> {
-  const body = mmBody()
-  return new Uint8Array([
-    ...WASM_HEADER,
-    ...section(1, [1, 0x60, 9, ...new Array(9).fill(I32), 0]),
-    // (import "k" "mem" (memory 1)): the backend's memory, not shared, any size.
-    ...section(2, [1, ...str('k'), ...str('mem'), 0x02, 0x00, ...uleb(1)]),
-    ...section(3, [1, 0]),
-    ...section(7, [1, ...str('mm'), 0x00, 0]),
-    ...section(10, [1, ...uleb(body.length), ...body]),
-  ])
-}
-
 export type MatMulFn = (a: number, b: number, c: number, m: number, k: number, n: number, batches: number, aStride: number, bStride: number) => void
 
-let compiled: WebAssembly.Module | null | undefined
-
 /** The product on `memory`, or null where WebAssembly SIMD is not available. */
-export function matMulOn(memory: WebAssembly.Memory): MatMulFn | null {
-  if (compiled === undefined) {
-    try {
-      compiled = new WebAssembly.Module(moduleBytes())
-    } catch {
-      compiled = null
-    }
-  }
-  if (!compiled) return null
-  return new WebAssembly.Instance(compiled, { k: { mem: memory } }).exports.mm as MatMulFn
-}
+export const matMulOn = memoryKernel<MatMulFn>('mm', new Array(9).fill(I32), mmBody)

@@ -1,9 +1,115 @@
 import * as tf from '@tensorflow/tfjs-core'
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm'
+import { heapAddress, onWasmMemory } from '../model/backend.js'
+import { adamOn, type AdamFn } from './wasm-adam.js'
+
+/** The float32 constants of one step: beta1, 1 - beta1, beta2, 1 - beta2, 1 / sqrt(bias correction 2), eps, lr / bias correction 1. */
+export interface AdamScalars {
+  b1: number
+  c1: number
+  b2: number
+  c2: number
+  inv: number
+  eps: number
+  step: number
+}
+
+/**
+ * One variable's update in one kernel (wasm: SIMD, wasm-adam.ts; cpu: adamUpdateInto; others
+ * keep the tf ops): the same float32 operations, in the same order, as the unfused tf ops below,
+ * so the same bits, with no intermediate tensors. Unfused, it is 10 kernels per variable.
+ */
+export const ADAM_UPDATE = 'ColdFusionAdamUpdate'
+
+let fusedAdam = true
+
+/** Turns the fused update off or on (for tests that compare the two). */
+export function setFusedAdam(enabled: boolean): void {
+  fusedAdam = enabled
+}
+
+const simdAdam = new WeakMap<WebAssembly.Memory, AdamFn | null>()
+
+type Inputs = { x: tf.TensorInfo; m: tf.TensorInfo; v: tf.TensorInfo; g: tf.TensorInfo }
+
+function checkInputs(inputs: tf.NamedTensorInfoMap): Inputs {
+  const { x, m, v, g } = inputs as Inputs
+  for (const t of [m, v, g]) {
+    if (t.dtype !== 'float32' || x.dtype !== 'float32' || !tf.util.arraysEqual(t.shape, x.shape)) throw new Error(`${ADAM_UPDATE}: inputs must be float32 of one shape, got [${x.shape}] and [${t.shape}]`)
+  }
+  return { x, m, v, g }
+}
+
+interface CpuLikeBackend {
+  readSync(dataId: object): Float32Array
+  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo
+}
+
+/** Registers ADAM_UPDATE for `backend` if it is wasm or cpu; true if the backend has it. */
+export function ensureAdamKernel(backend: string): boolean {
+  if (tf.getKernel(ADAM_UPDATE, backend)) return true
+  if (backend === 'wasm') {
+    tf.registerKernel({
+      kernelName: ADAM_UPDATE,
+      backendName: 'wasm',
+      kernelFunc: ({ inputs, backend, attrs }) => {
+        const b = backend as BackendWasm
+        const { x, m, v, g } = checkInputs(inputs)
+        const outs = [x, m, v].map((t) => b.makeOutput([...t.shape], 'float32'))
+        const k = attrs as unknown as AdamScalars
+        const simd = onWasmMemory(b, simdAdam, adamOn)
+        if (simd) {
+          const at = (t: tf.TensorInfo) => heapAddress(b, t)
+          simd(at(x), at(m), at(v), at(g), at(outs[0]), at(outs[1]), at(outs[2]), tf.util.sizeFromShape(x.shape), k.b1, k.c1, k.b2, k.c2, k.inv, k.eps, k.step)
+        } else {
+          // Heap views after the allocations: growing the heap detaches earlier views.
+          const view = (t: tf.TensorInfo) => b.typedArrayFromHeap(t) as Float32Array
+          adamUpdateInto(view(x), view(m), view(v), view(g), [view(outs[0]), view(outs[1]), view(outs[2])], k)
+        }
+        return outs
+      },
+    })
+    return true
+  }
+  if (backend === 'cpu') {
+    tf.registerKernel({
+      kernelName: ADAM_UPDATE,
+      backendName: 'cpu',
+      kernelFunc: ({ inputs, backend, attrs }) => {
+        const b = backend as unknown as CpuLikeBackend
+        const { x, m, v, g } = checkInputs(inputs)
+        const n = tf.util.sizeFromShape(x.shape)
+        const out: [Float32Array, Float32Array, Float32Array] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)]
+        adamUpdateInto(b.readSync(x.dataId), b.readSync(m.dataId), b.readSync(v.dataId), b.readSync(g.dataId), out, attrs as unknown as AdamScalars)
+        return out.map((values) => b.makeTensorInfo([...x.shape], 'float32', values))
+      },
+    })
+    return true
+  }
+  return false
+}
+
+/** out = updated x, m, v; f is Math.fround: every operation rounded to float32 as a float32 kernel does. */
+export function adamUpdateInto(x: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, out: [Float32Array, Float32Array, Float32Array], k: AdamScalars): void {
+  const f = Math.fround
+  const [xo, mo, vo] = out
+  const { b1, c1, b2, c2, inv, eps, step } = k
+  for (let i = 0; i < x.length; i++) {
+    const gi = g[i]
+    const m2 = f(f(m[i] * b1) + f(gi * c1))
+    const v2 = f(f(v[i] * b2) + f(f(gi * gi) * c2))
+    const denom = f(f(f(Math.sqrt(v2)) * inv) + eps)
+    mo[i] = m2
+    vo[i] = v2
+    xo[i] = f(x[i] - f(f(m2 / denom) * step))
+  }
+}
 
 /**
  * Adam as in PyTorch (torch.optim.Adam / AdamW without weight decay: eps added to the
  * bias-corrected sqrt(v)), with the learning rate passed per step so schedules are plain
  * arithmetic. Written here rather than tf.train.adam for that, and for PyTorch's eps placement.
+ * The update runs as one kernel per variable on the wasm and cpu backends (ADAM_UPDATE).
  */
 export class Adam {
   private readonly m = new Map<string, tf.Variable>()
@@ -38,28 +144,32 @@ export class Adam {
     this.t++
     const bc1 = 1 - this.beta1 ** this.t
     const bc2 = 1 - this.beta2 ** this.t
-    const stepSize = lr / bc1
-    const invSqrtBc2 = 1 / Math.sqrt(bc2)
+    const k: AdamScalars = {
+      b1: Math.fround(this.beta1), c1: Math.fround(1 - this.beta1), b2: Math.fround(this.beta2), c2: Math.fround(1 - this.beta2),
+      inv: Math.fround(1 / Math.sqrt(bc2)), eps: Math.fround(this.eps), step: Math.fround(lr / bc1),
+    }
+    const fused = fusedAdam && ensureAdamKernel(tf.getBackend())
     tf.tidy(() => {
-      // Scalars once per step, not once per variable and use.
-      const b1 = tf.scalar(this.beta1)
-      const c1 = tf.scalar(1 - this.beta1)
-      const b2 = tf.scalar(this.beta2)
-      const c2 = tf.scalar(1 - this.beta2)
-      const inv = tf.scalar(invSqrtBc2)
-      const eps = tf.scalar(this.eps)
-      const step = tf.scalar(stepSize)
+      // Scalars once per step, not once per variable and use (the unfused path).
+      const s = fused ? undefined : Object.fromEntries(Object.entries(k).map(([n, x]) => [n, tf.scalar(x)])) as Record<keyof AdamScalars, tf.Scalar>
       for (const [name, g] of Object.entries(grads)) {
         const x = this.vars.get(name)
         if (!x || !g) continue
         const m = this.m.get(name)!
         const v = this.v.get(name)!
-        const m2 = tf.add(tf.mul(m, b1), tf.mul(g, c1))
-        const v2 = tf.add(tf.mul(v, b2), tf.mul(tf.square(g), c2))
-        const denom = tf.add(tf.mul(tf.sqrt(v2), inv), eps)
+        if (fused) {
+          const [x2, m2, v2] = tf.engine().runKernel(ADAM_UPDATE, { x, m, v, g }, k as unknown as tf.NamedAttrMap) as tf.Tensor[]
+          m.assign(m2)
+          v.assign(v2)
+          x.assign(x2)
+          continue
+        }
+        const m2 = tf.add(tf.mul(m, s!.b1), tf.mul(g, s!.c1))
+        const v2 = tf.add(tf.mul(v, s!.b2), tf.mul(tf.square(g), s!.c2))
+        const denom = tf.add(tf.mul(tf.sqrt(v2), s!.inv), s!.eps)
         m.assign(m2)
         v.assign(v2)
-        x.assign(tf.sub(x, tf.mul(tf.div(m2, denom), step)))
+        x.assign(tf.sub(x, tf.mul(tf.div(m2, denom), s!.step)))
       }
     })
   }
