@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core'
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm'
 import { heapAddress, onWasmMemory } from '../model/backend.js'
+import { ensureJsKernel, type JsKernel } from '../model/js-kernel.js'
 import { adamOn, type AdamFn } from './wasm-adam.js'
 
 /** The float32 constants of one step: beta1, 1 - beta1, beta2, 1 - beta2, 1 / sqrt(bias correction 2), eps, lr / bias correction 1. */
@@ -30,63 +31,38 @@ export function setFusedAdam(enabled: boolean): void {
 
 const simdAdam = new WeakMap<WebAssembly.Memory, AdamFn | null>()
 
-type Inputs = { x: tf.TensorInfo; m: tf.TensorInfo; v: tf.TensorInfo; g: tf.TensorInfo }
-
-function checkInputs(inputs: tf.NamedTensorInfoMap): Inputs {
-  const { x, m, v, g } = inputs as Inputs
+/** The inputs must be float32 tensors of one shape. */
+function sameShape(inputs: Record<string, tf.TensorInfo>): number[] {
+  const { x, m, v, g } = inputs as Record<'x' | 'm' | 'v' | 'g', tf.TensorInfo>
   for (const t of [m, v, g]) {
-    if (t.dtype !== 'float32' || x.dtype !== 'float32' || !tf.util.arraysEqual(t.shape, x.shape)) throw new Error(`${ADAM_UPDATE}: inputs must be float32 of one shape, got [${x.shape}] and [${t.shape}]`)
+    if (!tf.util.arraysEqual(t.shape, x.shape)) throw new Error(`${ADAM_UPDATE}: inputs must be float32 of one shape, got [${x.shape}] and [${t.shape}]`)
   }
-  return { x, m, v, g }
+  return [...x.shape]
 }
 
-interface CpuLikeBackend {
-  readSync(dataId: object): Float32Array
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo
+const adamKernel: JsKernel = {
+  name: ADAM_UPDATE,
+  outputs: (inputs) => {
+    const shape = sameShape(inputs)
+    return [shape, shape, shape]
+  },
+  compute: (ins, out, attrs) => adamUpdateInto(ins.x, ins.m, ins.v, ins.g, out as [Float32Array, Float32Array, Float32Array], attrs as unknown as AdamScalars),
+}
+
+/** On wasm, the SIMD kernel (wasm-adam.ts) where WebAssembly SIMD is available. */
+function simdOnWasm(b: BackendWasm, inputs: Record<string, tf.TensorInfo>, out: tf.TensorInfo[], attrs: tf.NamedAttrMap): boolean {
+  const simd = onWasmMemory(b, simdAdam, adamOn)
+  if (!simd) return false
+  const { x, m, v, g } = inputs
+  const k = attrs as unknown as AdamScalars
+  const at = (t: tf.TensorInfo) => heapAddress(b, t)
+  simd(at(x), at(m), at(v), at(g), at(out[0]), at(out[1]), at(out[2]), tf.util.sizeFromShape(x.shape), k.b1, k.c1, k.b2, k.c2, k.inv, k.eps, k.step)
+  return true
 }
 
 /** Registers ADAM_UPDATE for `backend` if it is wasm or cpu; true if the backend has it. */
 export function ensureAdamKernel(backend: string): boolean {
-  if (tf.getKernel(ADAM_UPDATE, backend)) return true
-  if (backend === 'wasm') {
-    tf.registerKernel({
-      kernelName: ADAM_UPDATE,
-      backendName: 'wasm',
-      kernelFunc: ({ inputs, backend, attrs }) => {
-        const b = backend as BackendWasm
-        const { x, m, v, g } = checkInputs(inputs)
-        const outs = [x, m, v].map((t) => b.makeOutput([...t.shape], 'float32'))
-        const k = attrs as unknown as AdamScalars
-        const simd = onWasmMemory(b, simdAdam, adamOn)
-        if (simd) {
-          const at = (t: tf.TensorInfo) => heapAddress(b, t)
-          simd(at(x), at(m), at(v), at(g), at(outs[0]), at(outs[1]), at(outs[2]), tf.util.sizeFromShape(x.shape), k.b1, k.c1, k.b2, k.c2, k.inv, k.eps, k.step)
-        } else {
-          // Heap views after the allocations: growing the heap detaches earlier views.
-          const view = (t: tf.TensorInfo) => b.typedArrayFromHeap(t) as Float32Array
-          adamUpdateInto(view(x), view(m), view(v), view(g), [view(outs[0]), view(outs[1]), view(outs[2])], k)
-        }
-        return outs
-      },
-    })
-    return true
-  }
-  if (backend === 'cpu') {
-    tf.registerKernel({
-      kernelName: ADAM_UPDATE,
-      backendName: 'cpu',
-      kernelFunc: ({ inputs, backend, attrs }) => {
-        const b = backend as unknown as CpuLikeBackend
-        const { x, m, v, g } = checkInputs(inputs)
-        const n = tf.util.sizeFromShape(x.shape)
-        const out: [Float32Array, Float32Array, Float32Array] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)]
-        adamUpdateInto(b.readSync(x.dataId), b.readSync(m.dataId), b.readSync(v.dataId), b.readSync(g.dataId), out, attrs as unknown as AdamScalars)
-        return out.map((values) => b.makeTensorInfo([...x.shape], 'float32', values))
-      },
-    })
-    return true
-  }
-  return false
+  return ensureJsKernel(adamKernel, backend, simdOnWasm)
 }
 
 /** out = updated x, m, v; f is Math.fround: every operation rounded to float32 as a float32 kernel does. */
