@@ -71,6 +71,10 @@ describe('bench (smoke)', () => {
     assert.ok(v('fusion_f32_vs_memcpy') > 0, 'dense float32 deltas are fused too')
     assert.ok(v('fusion_kernel_in_place_vs_memcpy') > 0, 'the kernel is timed alone, without its copies')
     assert.ok(v('fusion_peak_rss_mb') > 10)
+    // The headline at its own, larger model; the growth in N from the series at the smaller one.
+    assert.ok(Number(figures.fusion_vs_memcpy.sizes.params) > Number(figures.fusion_rss_growth_per_delta_mb.sizes.params))
+    assert.equal(figures.fusion_vs_memcpy.sizes.deltas, 2)
+    assert.equal(figures.fusion_rss_growth_per_delta_mb.sizes.deltas, '1,2')
     assert.ok(v('propagation_vs_single_transfer') > 0)
     assert.equal(figures.propagation_vs_single_transfer.sizes.nodes, 8)
     assert.ok(v('train_step_ms_wasm_b4') > 0 && v('train_step_ms_cpu_b4') > 0)

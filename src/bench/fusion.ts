@@ -25,6 +25,12 @@ export interface FusionOptions {
   threads?: number
   /** Also fuse N = max(deltas) dense float32 (f32) deltas of the same model, from memory and from files. */
   dense?: boolean
+  /**
+   * A larger model for the headline alone (N = max(deltas), from memory and from files), when the
+   * series runs at a smaller size: its figures (each names its size) replace the series' own,
+   * except the growth in N, which only the series measures.
+   */
+  headline?: { hidden: number; layers: number }
 }
 
 export async function runFusion(o: FusionOptions): Promise<BenchResult> {
@@ -41,12 +47,22 @@ export async function runFusion(o: FusionOptions): Promise<BenchResult> {
       memory.push(await fuse(dir, n, 'memory'))
       disk.push(await fuse(dir, n, 'disk'))
     }
-    const result = summarize(o, made, memory, disk)
-    if (!o.dense) return result
-    // The dense deltas replace the q8 ones on disk: one set of files at a time.
-    await rm(dir, { recursive: true, force: true })
-    const dense = await runChild<MakeResult>('./fusion-worker.js', { mode: 'make', dir, config, deltas: nMax, codec: { codec: 'f32' } } satisfies FusionJob)
-    return addDense(result, dense, await fuse(dir, nMax, 'memory'), await fuse(dir, nMax, 'disk'))
+    let result = summarize(o, made, memory, disk)
+    // Each set of files replaces the one before on disk: one set at a time.
+    if (o.dense) {
+      await rm(dir, { recursive: true, force: true })
+      const dense = await runChild<MakeResult>('./fusion-worker.js', { mode: 'make', dir, config, deltas: nMax, codec: { codec: 'f32' } } satisfies FusionJob)
+      result = addDense(result, dense, await fuse(dir, nMax, 'memory'), await fuse(dir, nMax, 'disk'))
+    }
+    if (o.headline) {
+      await rm(dir, { recursive: true, force: true })
+      const big = { ...o, ...o.headline, deltas: [nMax] }
+      const madeBig = await runChild<MakeResult>('./fusion-worker.js', { mode: 'make', dir, config: robertaConfig(big.hidden, big.layers), deltas: nMax, codec: o.codec } satisfies FusionJob)
+      const head = summarize(big, madeBig, [await fuse(dir, nMax, 'memory')], [await fuse(dir, nMax, 'disk')])
+      const { fusion_rss_growth_per_delta_mb: _g, fusion_in_memory_rss_growth_per_delta_mb: _m, ...headFigures } = head.figures
+      result = { figures: { ...result.figures, ...headFigures }, curves: { ...result.curves, fusion_headline: head.curves?.fusion ?? [] }, table: [...result.table, ...head.table.slice(0, 4)] }
+    }
+    return result
   } finally {
     await rm(dir, { recursive: true, force: true })
   }

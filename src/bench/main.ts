@@ -23,7 +23,8 @@ type Mode = 'smoke' | 'default' | 'full'
 const HELP = `Usage: npm run bench -- [options]
 
   --json             print the JSON result on stdout (the table goes to stderr)
-  --full             full sizes: fusion at 125M params (q8 deltas, then dense f32 ones), quality over
+  --full             full sizes: fusion of 2, 4 and 8 deltas at 125M params (q8 deltas, then dense
+                     f32 ones; default: at 30M, and 8 q8 deltas at 125M for the headline), quality over
                      12 codecs and 3 seeds, 32 MiB propagation, simulated swarms of up to 32 nodes all
                      training and up to 64 with 8 drawn to train each round (default: 8 and 16 all
                      training, 16, 32 and 64 with 8 drawn, 300 s per swarm; 64 only when its time,
@@ -47,7 +48,7 @@ skipped and its figure says why.
 
 interface Sizes {
   quality: { rounds: number; steps: number; trainN: number; testN: number; seeds: number; codecs: typeof DEFAULT_CODECS }
-  fusion: { hidden: number; layers: number; deltas: number[]; repeats: number }
+  fusion: { hidden: number; layers: number; deltas: number[]; repeats: number; headline?: { hidden: number; layers: number } }
   propagation: PropagationOptions
   train: { batches: number[]; wasmSteps: number; cpuSteps: number; loopSteps: number; repeats: number; torch: boolean }
   sim: SimBenchOptions
@@ -56,14 +57,15 @@ interface Sizes {
 const SIZES: Record<Mode, Sizes> = {
   smoke: {
     quality: { rounds: 2, steps: 2, trainN: 64, testN: 32, seeds: 1, codecs: [{ codec: 'f32' }, { codec: 'topk-q1', blockSize: 256, densityPpm: 30_000 }] },
-    fusion: { hidden: 64, layers: 1, deltas: [1, 2], repeats: 1 },
+    fusion: { hidden: 64, layers: 1, deltas: [1, 2], repeats: 1, headline: { hidden: 128, layers: 1 } },
     propagation: { nodes: [8], payloadBytes: 64 * 1024, repeats: 1 },
     train: { batches: [4], wasmSteps: 1, cpuSteps: 1, loopSteps: 2, repeats: 1, torch: false },
     sim: { series: [{ nodes: [4] }, { nodes: [5], contributorsPerRound: 2 }], rounds: 2, timeoutSec: 120 },
   },
   default: {
     quality: { rounds: 6, steps: 100, trainN: 2000, testN: 500, seeds: 1, codecs: DEFAULT_CODECS },
-    fusion: { hidden: 384, layers: 6, deltas: [2, 4, 8], repeats: 3 },
+    // The series in N at 30.3M parameters; the headline (N = 8) at the 124.6M the target names.
+    fusion: { hidden: 384, layers: 6, deltas: [2, 4, 8], repeats: 3, headline: { hidden: 768, layers: 12 } },
     propagation: { nodes: [4, 8, 16], payloadBytes: 4 * 2 ** 20, repeats: 2, links: { mbit: 20, nodes: [4, 8] } },
     train: { batches: [16, 64], wasmSteps: 10, cpuSteps: 2, loopSteps: 30, repeats: 5, torch: true },
     // 64 nodes when the machine leaves time for them (BUDGET_SEC); --full always runs them.
