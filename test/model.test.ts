@@ -244,6 +244,8 @@ describe('model: backend and encoder (wasm)', function () {
     const memory = new WebAssembly.Memory({ initial: 16 })
     const mm = matMulOn(memory)
     assert.ok(mm, 'WebAssembly SIMD is available on Node 22')
+    // A shared memory (a threaded backend build's) cannot be imported: no kernel, the backend's own path.
+    assert.equal(matMulOn(new WebAssembly.Memory({ initial: 1, maximum: 4, shared: true })), null)
     const rng = Rng.fromSeed('simd-matmul')
     // Rows 1 to 9 (4-row tiles and the rest), columns 4 to 20 (8-column tiles, a 4-column edge), K 1 to 6, B and A broadcast.
     const cases: [number, number, number, number, 'a' | 'b' | ''][] = []

@@ -69,7 +69,7 @@ export const ifElse = (cond: number[], a: number[], b: number[]) => [...cond, op
  * A module of one exported function `name` (the given parameter types, no result) on an
  * imported memory that need not be shared (e.g. the tfjs wasm backend's): compiled once, on
  * first use; `on(memory)` gives the function on that memory, or null where the module does not
- * compile (no WebAssembly SIMD).
+ * compile (no WebAssembly SIMD) or cannot take that memory.
  */
 export function memoryKernel<F>(name: string, params: number[], body: () => number[]): (memory: WebAssembly.Memory) => F | null {
   let compiled: WebAssembly.Module | null | undefined
@@ -90,6 +90,11 @@ export function memoryKernel<F>(name: string, params: number[], body: () => numb
         compiled = null
       }
     }
-    return compiled ? (new WebAssembly.Instance(compiled, { k: { mem: memory } }).exports[name] as F) : null
+    if (!compiled) return null
+    try {
+      return new WebAssembly.Instance(compiled, { k: { mem: memory } }).exports[name] as F
+    } catch {
+      return null // a memory it cannot import (shared, from a threaded build): the caller's own path
+    }
   }
 }
