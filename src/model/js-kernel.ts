@@ -1,13 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core'
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm'
 
-/**
- * Kernels of ours written once in JS over float32 arrays, registered on the wasm backend (the
- * arrays are views of its memory: no copies) and the cpu backend (its arrays), so both backends
- * compute them with the same code. Other backends (native TensorFlow) keep the tf ops.
- */
 type Inputs = Record<string, tf.TensorInfo>
 
+/**
+ * A kernel of ours written once in JS over float32 arrays, registered on the wasm backend (the
+ * arrays are views of its memory: no copies) and the cpu backend (its arrays), so both backends
+ * compute it with the same code. Other backends (native TensorFlow) keep the tf ops.
+ */
 export interface JsKernel {
   name: string
   /** The output shapes (float32), from the inputs' shapes; throws on bad inputs. */
