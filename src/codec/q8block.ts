@@ -2,6 +2,7 @@ import { PayloadError } from '../util/errors.js'
 import type { TensorMap } from '../model/tensors.js'
 import type { Codec, CodecParams, CodecSettings, EncodedSections } from './types.js'
 import { Q8Stream } from './stream.js'
+import { inScaleRange, invalidScale, isZeroScale, maxScale, MIN_NORMAL_F32, nonZeroInZeroBlock } from './scales.js'
 
 /**
  * `q8-block`: blockwise symmetric 8-bit quantization (as in hivemind's blockwise codecs).
@@ -26,15 +27,8 @@ import { Q8Stream } from './stream.js'
 
 export const DEFAULT_BLOCK_SIZE = 256
 export const MAX_BLOCK_SIZE = 1 << 20
-const MIN_NORMAL_F32 = 2 ** -126
-
 /** Largest float32 scale whose 127 * scale is still finite in float32. */
-const MAX_SCALE = (() => {
-  const f = new Float32Array([3.4028234663852886e38 / 127])
-  const u = new Uint32Array(f.buffer)
-  while (!Number.isFinite(Math.fround(127 * f[0]))) u[0]--
-  return f[0]
-})()
+const MAX_SCALE = maxScale(127)
 
 /**
  * Block b's scale as decoding may use it: 0 for a zero block (whose values must all be 0, which
@@ -43,13 +37,11 @@ const MAX_SCALE = (() => {
  */
 function blockScale(dv: DataView, q: Int8Array, b: number, lo: number, hi: number): number {
   const scale = dv.getFloat32(b * 4, true)
-  if (scale === 0 && !Object.is(scale, -0)) {
-    for (let i = lo; i < hi; i++) if (q[i] !== 0) throw new PayloadError(`block ${b} has scale 0 but a non-zero value`, 'non-canonical')
+  if (isZeroScale(scale)) {
+    for (let i = lo; i < hi; i++) if (q[i] !== 0) throw nonZeroInZeroBlock(b)
     return 0
   }
-  if (!(scale >= MIN_NORMAL_F32 && scale <= MAX_SCALE)) {
-    throw new PayloadError(`block ${b} has an invalid scale ${scale} (must be 0 or in [2^-126, FLT_MAX/127])`, Number.isFinite(scale) ? 'malformed' : 'non-finite')
-  }
+  if (!inScaleRange(scale, MAX_SCALE)) throw invalidScale(b, scale, 'FLT_MAX/127')
   return scale
 }
 

@@ -3,6 +3,7 @@ import type { SectionSource, SectionStream } from './types.js'
 import { q8Kernel, type Q8Kernel } from './wasm-q8.js'
 import { littleEndianHost } from './le.js'
 import { kernelAddress } from './kernel-arena.js'
+import { FLT_MAX, inScaleRange, invalidScale, isZeroScale, nonZeroInZeroBlock } from './scales.js'
 
 /**
  * Section streams (Codec.openStream) of the built-in formats: the same values and the same
@@ -12,7 +13,6 @@ import { kernelAddress } from './kernel-arena.js'
  * read front to back.
  */
 
-const MIN_NORMAL_F32 = 2 ** -126
 const SCALE_WINDOW = 1 << 18
 
 /**
@@ -83,10 +83,7 @@ class BlockScales {
   }
 
   get(b: number): number {
-    if (b >= this.bad) {
-      const s = this.badScale
-      throw new PayloadError(`block ${b} has an invalid scale ${s} (must be 0 or in [2^-126, ${this.range}])`, Number.isFinite(s) ? 'malformed' : 'non-finite')
-    }
+    if (b >= this.bad) throw invalidScale(b, this.badScale, this.range)
     return this.at(b)
   }
 
@@ -115,8 +112,8 @@ class BlockScales {
     this.zero = false
     for (let b = from; b < to; b++) {
       const s = this.at(b)
-      if (s >= MIN_NORMAL_F32 && s <= max) continue
-      if (s === 0 && !Object.is(s, -0)) {
+      if (inScaleRange(s, max)) continue
+      if (isZeroScale(s)) {
         this.zero = true
         continue
       }
@@ -125,10 +122,6 @@ class BlockScales {
       break
     }
   }
-}
-
-function zeroBlockValue(b: number): never {
-  throw new PayloadError(`block ${b} has scale 0 but a non-zero value`, 'non-canonical')
 }
 
 /** Adds decoded values; formats without a fused add decode into a scratch buffer first. */
@@ -245,7 +238,7 @@ export class Q8Stream implements SectionStream {
       const end = Math.min(count, (b + 1) * B - g0)
       const s = this.scales.get(b)
       if (s === 0) {
-        for (let j = i; j < end; j++) if (q[j] !== 0) zeroBlockValue(b)
+        for (let j = i; j < end; j++) if (q[j] !== 0) throw nonZeroInZeroBlock(b)
         out.fill(0, i, end)
       } else {
         for (let j = i; j < end; j++) {
@@ -279,7 +272,7 @@ export class Q8Stream implements SectionStream {
       const s = this.scales.get(b)
       // A zero block adds +0, which leaves a float64 sum unchanged (the sum starts at +0, so it is never -0).
       if (s === 0) {
-        for (let j = i; j < end; j++) if (q[j] !== 0) zeroBlockValue(b)
+        for (let j = i; j < end; j++) if (q[j] !== 0) throw nonZeroInZeroBlock(b)
       } else if (w === 1) {
         for (let j = i; j < end; j++) {
           const k = q[j]
@@ -355,7 +348,7 @@ export class Q8Stream implements SectionStream {
       const end = Math.min(count, (b + 1) * B - g0)
       const s = this.scales.get(b)
       for (let j = i; j < end; j++) {
-        if (s === 0 && q[j] !== 0) zeroBlockValue(b)
+        if (s === 0 && q[j] !== 0) throw nonZeroInZeroBlock(b)
         if (q[j] === 0x80) Q8Stream.minus128(g0 + j)
       }
       i = end
@@ -404,7 +397,7 @@ export class Q4Stream extends DecodingStream {
         let k = (bytes[(g >> 1) - lo] >> ((g & 1) * 4)) & 0xf
         if (k >= 8) k -= 16
         if (k < -7) throw new PayloadError(`value ${g} is ${k} (q4 uses [-7, 7])`, 'non-canonical')
-        if (zero && k !== 0) zeroBlockValue(b)
+        if (zero && k !== 0) throw nonZeroInZeroBlock(b)
         out[j] = k * s
       }
       i = end
@@ -424,7 +417,7 @@ export class Q1Stream extends DecodingStream {
     super()
     const nb = Math.ceil(m / B)
     this.s0 = nb * 4
-    this.scales = new BlockScales(src, nb, 3.4028234663852886e38, 'FLT_MAX')
+    this.scales = new BlockScales(src, nb, FLT_MAX, 'FLT_MAX')
   }
 
   decode(out: Float32Array, count: number): void {
@@ -442,7 +435,7 @@ export class Q1Stream extends DecodingStream {
       for (let j = i; j < end; j++) {
         const g = g0 + j
         const neg = (bytes[(g >> 3) - lo] >> (g & 7)) & 1
-        if (zero && neg) throw new PayloadError(`block ${b} has scale 0 but a sign bit set`, 'non-canonical')
+        if (zero && neg) throw nonZeroInZeroBlock(b, 'a sign bit set')
         out[j] = neg ? -s : s
       }
       i = end

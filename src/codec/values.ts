@@ -1,5 +1,6 @@
 import { PayloadError } from '../util/errors.js'
 import { readF32LE, writeF32LE } from './le.js'
+import { FLT_MAX, inScaleRange, invalidScale, isZeroScale, maxScale, MIN_NORMAL_F32, nonZeroInZeroBlock } from './scales.js'
 import { F32Stream, Q1Stream, Q4Stream, Q8Stream } from './stream.js'
 import type { SectionSource, SectionStream } from './types.js'
 
@@ -29,16 +30,6 @@ export interface ValueFormat {
   decode(bytes: Uint8Array, out: Float32Array, B: number): void
 }
 
-const MIN_NORMAL_F32 = 2 ** -126
-const FLT_MAX = 3.4028234663852886e38
-
-/** Largest float32 s with Math.fround(L * s) finite. */
-export function maxScale(levels: number): number {
-  const f = new Float32Array([FLT_MAX / levels])
-  const u = new Uint32Array(f.buffer)
-  while (!Number.isFinite(Math.fround(levels * f[0]))) u[0]--
-  return f[0]
-}
 
 function nonFinite(i: number, x: number): never {
   throw new RangeError(`value ${i} is ${x}: refusing to encode a non-finite delta`)
@@ -110,10 +101,8 @@ function symmetric(name: 'q8' | 'q4', levels: number): ValueFormat {
         const scale = dv.getFloat32(b * 4, true)
         const lo = b * B
         const hi = Math.min(m, lo + B)
-        const zero = scale === 0 && !Object.is(scale, -0)
-        if (!zero && !(scale >= MIN_NORMAL_F32 && scale <= MAX_SCALE)) {
-          throw new PayloadError(`block ${b} has an invalid scale ${scale} (must be 0 or in [2^-126, FLT_MAX/${levels}])`, Number.isFinite(scale) ? 'malformed' : 'non-finite')
-        }
+        const zero = isZeroScale(scale)
+        if (!zero && !inScaleRange(scale, MAX_SCALE)) throw invalidScale(b, scale, `FLT_MAX/${levels}`)
         for (let i = lo; i < hi; i++) {
           let k: number
           if (nibbles) {
@@ -123,7 +112,7 @@ function symmetric(name: 'q8' | 'q4', levels: number): ValueFormat {
             k = (bytes[q0 + i] << 24) >> 24
           }
           if (k < -levels) throw new PayloadError(`value ${i} is ${k} (${name} uses [-${levels}, ${levels}])`, 'non-canonical')
-          if (zero && k !== 0) throw new PayloadError(`block ${b} has scale 0 but a non-zero value`, 'non-canonical')
+          if (zero && k !== 0) throw nonZeroInZeroBlock(b)
           out[i] = k * scale
         }
       }
@@ -175,13 +164,11 @@ export const q1Values: ValueFormat = {
       const scale = dv.getFloat32(b * 4, true)
       const lo = b * B
       const hi = Math.min(m, lo + B)
-      const zero = scale === 0 && !Object.is(scale, -0)
-      if (!zero && !(scale >= MIN_NORMAL_F32 && scale <= FLT_MAX)) {
-        throw new PayloadError(`block ${b} has an invalid scale ${scale} (must be 0 or in [2^-126, FLT_MAX])`, Number.isFinite(scale) ? 'malformed' : 'non-finite')
-      }
+      const zero = isZeroScale(scale)
+      if (!zero && !inScaleRange(scale, FLT_MAX)) throw invalidScale(b, scale, 'FLT_MAX')
       for (let i = lo; i < hi; i++) {
         const neg = (bytes[s0 + (i >> 3)] >> (i & 7)) & 1
-        if (zero && neg) throw new PayloadError(`block ${b} has scale 0 but a sign bit set`, 'non-canonical')
+        if (zero && neg) throw nonZeroInZeroBlock(b, 'a sign bit set')
         out[i] = neg ? -scale : scale
       }
     }
