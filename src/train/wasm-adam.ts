@@ -1,8 +1,9 @@
 /**
  * The Adam update of one variable as a WebAssembly SIMD kernel on the tfjs wasm backend's memory
  * (imported): 4 values per step, then a scalar tail. Its float32 operations are those of
- * adamUpdateInto (adam.ts), in the same order, so its results are the same bits; it runs about
- * 10 times as fast as that JS loop, which pays a float64 round trip for every operation.
+ * adamUpdateInto (adam.ts), in the same order, so its results are the same bits; a step of the
+ * built-in model's update takes 0.6 ms with it, 2.2 ms in that JS loop (which pays a float64
+ * round trip for every operation) and 3.2 to 4.5 ms as tf ops.
  */
 
 import { F32, I32, V128, get, memarg, memoryKernel, op, set, simd, sleb, v, whileNot } from '../codec/wasm-asm.js'
