@@ -192,6 +192,26 @@ describe('model: tokenizer', () => {
   })
 })
 
+/**
+ * x y summed over k in order in float32 (the SIMD product's values): `batches` products of M x K
+ * by K x N, an operand holding one matrix only being broadcast over the batches.
+ */
+function inOrderProduct(x: ArrayLike<number>, y: ArrayLike<number>, batches: number, M: number, K: number, N: number): Float32Array {
+  const out = new Float32Array(batches * M * N)
+  for (let t = 0; t < batches; t++) {
+    const xo = x.length === M * K ? 0 : t * M * K
+    const yo = y.length === K * N ? 0 : t * K * N
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let sum = 0
+        for (let k = 0; k < K; k++) sum = Math.fround(sum + Math.fround(x[xo + i * K + k] * y[yo + k * N + j]))
+        out[t * M * N + i * N + j] = sum
+      }
+    }
+  }
+  return out
+}
+
 describe('model: backend and encoder (wasm)', function () {
   this.timeout(60_000)
   const config = builtinModelConfig()
@@ -260,19 +280,8 @@ describe('model: backend and encoder (wasm)', function () {
       for (let i = 0; i < bBatches * K * N; i++) f[b / 4 + i] = rng.normalApprox()
       f.fill(NaN, c / 4, c / 4 + batches * M * N + 8)
       mm(a, b, c, M, K, N, batches, aBatches === 1 ? 0 : 4 * M * K, bBatches === 1 ? 0 : 4 * K * N)
-      for (let t = 0; t < batches; t++) {
-        for (let i = 0; i < M; i++) {
-          for (let j = 0; j < N; j++) {
-            let sum = 0
-            for (let k = 0; k < K; k++) {
-              const x = f[a / 4 + (aBatches === 1 ? 0 : t * M * K) + i * K + k]
-              const y = f[b / 4 + (bBatches === 1 ? 0 : t * K * N) + k * N + j]
-              sum = Math.fround(sum + Math.fround(x * y))
-            }
-            assert.equal(f[c / 4 + t * M * N + i * N + j], sum, `batches ${batches} ${M}x${K}x${N} broadcast ${broadcast || 'none'}: [${t}][${i}][${j}]`)
-          }
-        }
-      }
+      const want = inOrderProduct(f.subarray(a / 4, a / 4 + aBatches * M * K), f.subarray(b / 4, b / 4 + bBatches * K * N), batches, M, K, N)
+      assert.deepEqual(f.subarray(c / 4, c / 4 + batches * M * N), want, `batches ${batches} ${M}x${K}x${N} broadcast ${broadcast || 'none'}`)
       // Nothing written past the result.
       assert.ok(Number.isNaN(f[c / 4 + batches * M * N]))
     }
@@ -281,25 +290,6 @@ describe('model: backend and encoder (wasm)', function () {
   it('BatchMatMul on wasm takes the SIMD product where it applies, and the original kernel elsewhere', () => {
     const rng = Rng.fromSeed('matmul-paths')
     const rand = (shape: number[]): tf.Tensor => tf.tensor(Float32Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => rng.normalApprox()), shape)
-    /** a x b summed over k in order in float32, batch dims broadcast from 1 (the SIMD product's values). */
-    const inOrder = (a: tf.Tensor, b: tf.Tensor, outShape: number[]): Float32Array => {
-      const [M, K, N] = [a.shape[a.rank - 2], a.shape[a.rank - 1], b.shape[b.rank - 1]]
-      const [x, y] = [a.dataSync(), b.dataSync()]
-      const batches = outShape.slice(0, -2).reduce((p, d) => p * d, 1)
-      const out = new Float32Array(batches * M * N)
-      for (let t = 0; t < batches; t++) {
-        const ao = x.length === M * K ? 0 : t * M * K
-        const bo = y.length === K * N ? 0 : t * K * N
-        for (let i = 0; i < M; i++) {
-          for (let j = 0; j < N; j++) {
-            let sum = 0
-            for (let k = 0; k < K; k++) sum = Math.fround(sum + Math.fround(x[ao + i * K + k] * y[bo + k * N + j]))
-            out[t * M * N + i * N + j] = sum
-          }
-        }
-      }
-      return out
-    }
     const before = tf.memory().numTensors
     // SIMD: batched (attention), one row (bias gradient), a small product, batches broadcast
     // either way. Original: N not a multiple of 4, batch shapes that broadcast from more than 1,
@@ -322,7 +312,8 @@ describe('model: backend and encoder (wasm)', function () {
       const r = ref.dataSync()
       for (let i = 0; i < r.length; i++) assert.ok(Math.abs(g[i] - r[i]) < 1e-4 * Math.max(1, Math.abs(r[i])), `[${as}] x [${bs}] at ${i}: ${g[i]} vs ${r[i]}`)
       if (path === 'simd') {
-        const want = inOrder(a, b, ref.shape)
+        const [M, K, N] = [a.shape[a.rank - 2], a.shape[a.rank - 1], b.shape[b.rank - 1]]
+        const want = inOrderProduct(a.dataSync(), b.dataSync(), ref.size / (M * N), M, K, N)
         assert.deepEqual(g, want, `[${as}] x [${bs}]: not the SIMD product's values`)
         orderMatters ||= r.some((x, i) => x !== want[i])
       } else assert.deepEqual(g, r, `[${as}] x [${bs}]: not the original kernel's values`)
